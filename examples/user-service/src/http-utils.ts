@@ -32,10 +32,16 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, body, err.headers);
 }
 
-/**
- * Reads a JSON request body of at most maxBytes. Oversized bodies are consumed and dropped, not
- * destroyed, so the 413 answer can still be written on the same socket.
- */
+// Bodies a little over the limit are read and dropped so the 413 answer reaches the client;
+// closing a socket with unread data makes the kernel reset it, and the answer can be lost.
+// Beyond this many bytes the client is not worth that courtesy.
+const DISCARD_LIMIT_BYTES = 1024 * 1024;
+
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, `request body larger than ${maxBytes} bytes`, undefined, { connection: 'close' });
+}
+
+/** Reads a JSON request body of at most maxBytes. */
 export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (type !== 'application/json') {
@@ -43,28 +49,39 @@ export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<un
       new HttpError(415, `expected content-type application/json, got ${JSON.stringify(type || 'none')}`),
     );
   }
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > maxBytes) {
-    return Promise.reject(new HttpError(413, `request body larger than ${maxBytes} bytes`, undefined, { connection: 'close' }));
+  if (Number(req.headers['content-length'] ?? '0') > DISCARD_LIMIT_BYTES) {
+    return Promise.reject(tooLarge(maxBytes));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    let settled = false;
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size <= maxBytes) {
         chunks.push(chunk);
+      } else if (size > DISCARD_LIMIT_BYTES && !settled) {
+        settled = true;
+        req.off('data', onData);
+        reject(tooLarge(maxBytes));
       }
+    };
+    req.on('data', onData);
+    req.on('error', (err) => {
+      settled = true;
+      reject(err);
     });
-    req.on('error', reject);
     req.on('end', () => {
-      if (size > maxBytes) {
-        reject(new HttpError(413, `request body larger than ${maxBytes} bytes`, undefined, { connection: 'close' }));
+      if (settled) {
         return;
       }
-      const text = Buffer.concat(chunks).toString('utf8');
+      settled = true;
+      if (size > maxBytes) {
+        reject(tooLarge(maxBytes));
+        return;
+      }
       try {
-        resolve(JSON.parse(text));
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
         reject(new HttpError(400, 'request body is not valid JSON'));
       }
