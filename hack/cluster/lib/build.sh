@@ -1,0 +1,87 @@
+# shellcheck shell=bash
+# Builds the platform's binaries from Go modules into the version-keyed cache.
+
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
+kube_ldflags() {
+  local flags="-s -w" pkg minor
+  minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X '$pkg.gitVersion=$KUBE_VERSION' -X '$pkg.gitMajor=1' -X '$pkg.gitMinor=$minor'"
+    flags+=" -X '$pkg.gitCommit=$KUBE_GIT_COMMIT' -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=$KUBE_BUILD_DATE'"
+  done
+  printf '%s' "$flags"
+}
+
+binaries_present() {
+  local c
+  for c in "${KUBE_COMMANDS[@]}" etcd; do
+    [ -x "$KUBE_BIN_DIR/$c" ] || return 1
+  done
+}
+
+# Runs a long go build in the background and prints progress (step, elapsed) while it runs.
+go_build_with_progress() {
+  local what=$1 logfile=$2
+  shift 2
+  local started pid
+  started=$(date +%s)
+  ( "$@" ) >"$logfile" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 30
+    kill -0 "$pid" 2>/dev/null && log "building $what... $(($(date +%s) - started))s elapsed (log: $logfile)"
+  done
+  if ! wait "$pid"; then
+    log "ERROR: building $what failed after $(($(date +%s) - started))s; last lines of $logfile:"
+    tail -n 30 "$logfile" >&2
+    exit 1
+  fi
+  log "built $what in $(($(date +%s) - started))s"
+}
+
+build_kube_binaries() {
+  if binaries_present; then
+    return 0
+  fi
+  command -v go >/dev/null || die "go is not installed; it is needed once to build Kubernetes $KUBE_VERSION"
+  mkdir -p "$KUBE_BIN_DIR" "$LOG_DIR"
+  local tmp=$KUBE_BIN_DIR.partial
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "building Kubernetes $KUBE_VERSION (${KUBE_COMMANDS[*]}) from the Go module proxy; the first build takes tens of minutes"
+  local pkgs=() c
+  for c in "${KUBE_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  # CGO_ENABLED=0 for all commands, kubelet included, so one compile of the shared packages serves
+  # every binary (upstream links the kubelet with cgo; nothing this platform uses needs it).
+  go_build_with_progress "Kubernetes $KUBE_VERSION" "$LOG_DIR/build-kubernetes.log" \
+    env -C "$CLUSTER_HACK_DIR/gomod" CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "$(kube_ldflags)" -o "$tmp/" "${pkgs[@]}"
+  go_build_with_progress "etcd $ETCD_VERSION" "$LOG_DIR/build-etcd.log" \
+    env -C "$CLUSTER_HACK_DIR/gomod" CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
+  mv "$tmp"/* "$KUBE_BIN_DIR/"
+  rmdir "$tmp"
+}
+
+# metrics-server has its own module (no replace directives), built with go install into the cache.
+build_metrics_server() {
+  local out=$CACHE_DIR/metrics-server-$METRICS_SERVER_VERSION/bin
+  [ -x "$out/metrics-server" ] && return 0
+  mkdir -p "$out" "$LOG_DIR"
+  go_build_with_progress "metrics-server $METRICS_SERVER_VERSION" "$LOG_DIR/build-metrics-server.log" \
+    env CGO_ENABLED=0 GOBIN="$out" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+}
+
+# crictl (no replace directives since cri-tools v1.31) lets `down` remove pod sandboxes through
+# CRI, so CNI tears down the pod network, netns and iptables rules it made.
+build_crictl() {
+  [ -x "$KUBE_BIN_DIR/crictl" ] && return 0
+  mkdir -p "$KUBE_BIN_DIR"
+  go_build_with_progress "crictl $CRICTL_VERSION" "$LOG_DIR/build-crictl.log" \
+    env CGO_ENABLED=0 GOBIN="$KUBE_BIN_DIR" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}

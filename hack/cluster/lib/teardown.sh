@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# `down`: stops exactly what `up` started (tracked PIDs), removes the pods' sandboxes through CRI,
+# the iptables rules, bridge, mounts and cgroups the platform made, and restores the sysctls the
+# kubelet and Docker changed. `--purge` also deletes the state directory (etcd data, PKI, registry).
+
+crictl_rt() { crictl --runtime-endpoint "unix://$CONTAINERD_SOCK" --image-endpoint "unix://$CONTAINERD_SOCK" "$@"; }
+
+remove_pod_sandboxes() {
+  containerd_ok || return 0
+  local ids
+  ids=$(crictl_rt pods -q 2>/dev/null || true)
+  [ -n "$ids" ] || return 0
+  log "removing $(echo "$ids" | wc -l) pod sandbox(es) through CRI"
+  # shellcheck disable=SC2086
+  crictl_rt stopp $ids >/dev/null 2>&1 || true
+  # shellcheck disable=SC2086
+  crictl_rt rmp -f $ids >/dev/null 2>&1 || true
+}
+
+kill_leftover_shims() {
+  local pid
+  for pid in $(pgrep -f "containerd-shim.*-address $CONTAINERD_SOCK" || true); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+unmount_state() {
+  local m
+  # Deepest mount points first.
+  for m in $(awk -v d="$STATE_DIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
+  done
+}
+
+remove_network() {
+  local dir rule
+  for dir in -i -o; do
+    while iptables -C FORWARD "$dir" "$CNI_BRIDGE" -m comment --comment "$FW_TAG" -j ACCEPT 2>/dev/null; do
+      iptables -D FORWARD "$dir" "$CNI_BRIDGE" -m comment --comment "$FW_TAG" -j ACCEPT
+    done
+  done
+  # Rules the CNI bridge plugin left for sandboxes that vanished without a CNI DEL.
+  iptables -t nat -S POSTROUTING 2>/dev/null | grep -- '--comment "name: \\"userservice-pods\\"' |
+    while read -r rule; do
+      # shellcheck disable=SC2086
+      eval "iptables -t nat ${rule/-A/-D}" 2>/dev/null || true
+    done
+  ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && ip link del "$CNI_BRIDGE"
+  rm -rf "$STATE_DIR/cni/ipam"
+}
+
+remove_kubepods_cgroups() {
+  local d
+  for d in $(find /sys/fs/cgroup/*/kubepods* -depth -type d 2>/dev/null); do
+    rmdir "$d" 2>/dev/null || true
+  done
+}
+
+restore_sysctls() {
+  local file=$RUN_DIR/sysctl.saved line
+  [ -f "$file" ] || return 0
+  while read -r line; do
+    sysctl -q -w "$line" >/dev/null 2>&1 || log "could not restore sysctl $line"
+  done <"$file"
+  rm -f "$file"
+}
+
+cmd_down() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  local purge=0
+  [ "${1:-}" = --purge ] && purge=1
+  stop_daemon kubelet
+  remove_pod_sandboxes
+  stop_daemon kube-proxy
+  [ -x "$KUBE_BIN_DIR/kube-proxy" ] && kube-proxy --cleanup >/dev/null 2>&1 || true
+  stop_daemon containerd
+  kill_leftover_shims
+  stop_daemon prometheus
+  stop_daemon kube-scheduler
+  stop_daemon kube-controller-manager
+  stop_daemon kube-apiserver
+  stop_daemon etcd
+  stop_daemon registry
+  stop_daemon docker
+  unmount_state
+  remove_network
+  remove_kubepods_cgroups
+  restore_sysctls
+  if [ "$purge" = 1 ]; then
+    rm -rf "$STATE_DIR"
+    log "purged $STATE_DIR"
+  fi
+  log "platform down"
+}
