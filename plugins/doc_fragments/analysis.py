@@ -1,0 +1,212 @@
+# Copyright: (c) 2026, userservice.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Analysis options; the argspec is ANALYSIS_ARG_SPEC in plugins/module_utils/analysis.py."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  analysis:
+    description:
+      - Metric (Prometheus) and HTTP checks, declared once and run by name in the phases the module offers.
+      - Each check takes O(analysis.checks[].samples) samples, one every O(analysis.checks[].interval) seconds,
+        and ends with a verdict V(pass), V(fail) or V(inconclusive). Checks of one phase run side by side; the
+        first V(fail) stops the others (they end V(inconclusive)). The phase verdict is V(fail) if any check
+        failed, else V(inconclusive) if any was inconclusive, else V(pass).
+      - A check fails as soon as its failed samples exceed O(analysis.checks[].failure_limit). With
+        O(analysis.checks[].consecutive_success) it passes as soon as that many samples in a row are ok and is
+        inconclusive if the samples run out first; otherwise it passes after its last sample.
+      - A query that Prometheus rejects fails the check at once. An unreachable Prometheus or HTTP target, or a
+        timeout, counts as one failed sample.
+      - Every sample (time, value, ok) and every verdict (check, query, value, bound, reason, start and end
+        time) is returned and stored in the release state record.
+    type: dict
+    default: {}
+    suboptions:
+      prometheus:
+        description:
+          - Where Prometheus answers instant queries (C(GET /api/v1/query)).
+        type: dict
+        default: {}
+        suboptions:
+          url:
+            description:
+              - Base URL of the Prometheus server.
+            type: str
+            default: http://127.0.0.1:9090
+          timeout:
+            description:
+              - Seconds to wait for one query.
+            type: float
+            default: 10.0
+          validate_certs:
+            description:
+              - Whether to verify the TLS certificate of an V(https) URL.
+            type: bool
+            default: true
+          bearer_token:
+            description:
+              - Token sent as C(Authorization: Bearer) to Prometheus. Never logged.
+            type: str
+      variables:
+        description:
+          - Extra values for C({{ name }}) placeholders in O(analysis.checks[].query).
+          - The engine always sets V(namespace), V(app), V(version), V(slot) and V(track); they cannot be
+            overridden here.
+        type: dict
+        default: {}
+      checks:
+        description:
+          - The checks, each with a unique O(analysis.checks[].name).
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          name:
+            description:
+              - Name the module's phase options refer to; also the name in results.
+            type: str
+            required: true
+          type:
+            description:
+              - V(prometheus) measures a PromQL instant query, V(http) a GET request.
+            type: str
+            required: true
+            choices: [http, prometheus]
+          query:
+            description:
+              - PromQL template for a V(prometheus) check; exactly one of O(analysis.checks[].query) and
+                O(analysis.checks[].metric) is required.
+              - Placeholders C({{ name }}) are replaced by plain substitution, not Jinja. Inside a quoted string
+                the value is escaped for PromQL; outside quotes it must be a plain token (letters, digits, C(_),
+                C(.), C(:)), so a value cannot change the query's structure.
+              - Available names are V(namespace), V(app), V(version), V(slot), V(track), V(window),
+                V(quantile) and the keys of O(analysis.variables).
+              - The query must return one series or a scalar (aggregate with C(sum) or C(max)).
+            type: str
+          metric:
+            description:
+              - A built-in query over the User Service metrics, for the version being released.
+              - V(error_ratio) is the share of C(http_requests_total) with a 5xx C(status_code) over
+                O(analysis.checks[].window).
+              - V(latency_quantile) is the O(analysis.checks[].quantile) of C(http_request_duration_seconds)
+                over O(analysis.checks[].window), in seconds.
+              - Both select C(namespace), C(app) and C(version) labels; no traffic means no data.
+            type: str
+            choices: [error_ratio, latency_quantile]
+          quantile:
+            description:
+              - Quantile for V(latency_quantile) (and the V(quantile) placeholder), between 0 and 1.
+            type: float
+            default: 0.99
+          window:
+            description:
+              - Range of the C(rate()) in built-in queries (and the V(window) placeholder), a Prometheus duration.
+            type: str
+            default: 1m
+          url:
+            description:
+              - For an V(http) check, a URL to GET directly from where the module runs.
+              - Exactly one of O(analysis.checks[].url), O(analysis.checks[].service) and O(analysis.checks[].pod)
+                is required.
+            type: str
+          service:
+            description:
+              - For an V(http) check, a Service in the release namespace reached through the API server's
+                service proxy.
+            type: str
+          pod:
+            description:
+              - For an V(http) check, a pod in the release namespace reached through the API server's pod proxy.
+            type: str
+          port:
+            description:
+              - Port (number or, for a Service, name) for O(analysis.checks[].service) and
+                O(analysis.checks[].pod).
+            type: str
+          path:
+            description:
+              - Path (and query string) to GET through the service or pod proxy.
+            type: str
+            default: /
+          scheme:
+            description:
+              - Scheme the API server uses to reach the service or pod.
+            type: str
+            choices: [http, https]
+            default: http
+          expected_status:
+            description:
+              - HTTP statuses that make a sample ok. When not set, any 2xx status does.
+            type: list
+            elements: int
+          json_path:
+            description:
+              - Dotted path of a field in the JSON answer (V(version), V(items.0.id)).
+              - A missing or null field is no data. O(analysis.checks[].min) and O(analysis.checks[].max) apply
+                to this field.
+            type: str
+          condition:
+            description:
+              - How the field at O(analysis.checks[].json_path) is compared with O(analysis.checks[].value).
+            type: str
+            choices: ['==', '!=', '<', '<=', '>', '>=', in]
+            default: '=='
+          value:
+            description:
+              - Value the field at O(analysis.checks[].json_path) is compared with; a list for V(in).
+            type: raw
+          request_timeout:
+            description:
+              - Seconds to wait for one HTTP answer.
+            type: float
+            default: 5.0
+          validate_certs:
+            description:
+              - Whether to verify the TLS certificate of an V(https) O(analysis.checks[].url).
+            type: bool
+            default: true
+          min:
+            description:
+              - Lowest acceptable value. A V(prometheus) check needs O(analysis.checks[].min),
+                O(analysis.checks[].max) or both.
+            type: float
+          max:
+            description:
+              - Highest acceptable value, for example V(0.01) for a 1% error ratio.
+            type: float
+          interval:
+            description:
+              - Seconds between two samples.
+            type: float
+            default: 30.0
+          initial_delay:
+            description:
+              - Seconds to wait before the first sample, so a C(rate()) window covers new traffic.
+            type: float
+            default: 0.0
+          samples:
+            description:
+              - Number of samples to take.
+            type: int
+            default: 3
+          failure_limit:
+            description:
+              - Failed samples tolerated; one more fails the check. V(0) fails on the first failed sample.
+            type: int
+            default: 0
+          consecutive_success:
+            description:
+              - Pass as soon as this many samples in a row are ok (at most O(analysis.checks[].samples)).
+            type: int
+          on_no_data:
+            description:
+              - What a sample without data (empty result, NaN, missing JSON field) counts as.
+              - V(fail) counts a failed sample. V(pass) counts an ok sample. V(inconclusive) counts neither, and a
+                check that does not fail ends V(inconclusive) if any sample had no data.
+            type: str
+            choices: [fail, inconclusive, pass]
+            default: fail
+"""

@@ -1,0 +1,540 @@
+# Copyright: (c) 2026, userservice.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options, the Kubernetes API client and the thin facade the engine uses.
+
+The connection options are the ones kubernetes.core documents, with the same
+``K8S_AUTH_*`` environment variables, so one ``module_defaults`` block or one
+AWX credential serves both collections.
+
+The facade talks JSON over the ``ApiClient``'s own connection pool instead of
+the generated typed methods: the generated code changed its PATCH content type
+and model classes between client releases, while the REST paths did not. The
+engine therefore sees plain dicts shaped exactly like ``kubectl get -o json``.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote, urlencode
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    ApiError,
+    ApiUnreachableError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+)
+
+try:
+    import kubernetes
+    import kubernetes.client
+    import kubernetes.config
+    import urllib3
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR: Optional[str] = None
+except ImportError:
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+FIELD_MANAGER = "userservice.deploy"
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+
+def _env(*names: str) -> Dict[str, Any]:
+    return {"fallback": (env_fallback, list(names))}
+
+
+# One source for the connection options; plugins/doc_fragments/auth.py documents
+# exactly these keys (tests/unit/.../test_doc_fragments.py keeps them in step).
+AUTH_ARG_SPEC: Dict[str, Dict[str, Any]] = {
+    "kubeconfig": dict(type="raw", **_env("K8S_AUTH_KUBECONFIG")),
+    "context": dict(type="str", **_env("K8S_AUTH_CONTEXT")),
+    "host": dict(type="str", **_env("K8S_AUTH_HOST")),
+    "api_key": dict(type="str", no_log=True, **_env("K8S_AUTH_API_KEY")),
+    "username": dict(type="str", **_env("K8S_AUTH_USERNAME")),
+    "password": dict(type="str", no_log=True, **_env("K8S_AUTH_PASSWORD")),
+    "validate_certs": dict(
+        type="bool", aliases=["verify_ssl"], **_env("K8S_AUTH_VALIDATE_CERTS", "K8S_AUTH_VERIFY_SSL")
+    ),
+    "ca_cert": dict(type="path", aliases=["ssl_ca_cert"], **_env("K8S_AUTH_CA_CERT", "K8S_AUTH_SSL_CA_CERT")),
+    "client_cert": dict(type="path", aliases=["cert_file"], **_env("K8S_AUTH_CLIENT_CERT", "K8S_AUTH_CERT_FILE")),
+    "client_key": dict(
+        type="path", aliases=["key_file"], no_log=False, **_env("K8S_AUTH_CLIENT_KEY", "K8S_AUTH_KEY_FILE")
+    ),
+    "proxy": dict(type="str", **_env("K8S_AUTH_PROXY")),
+    "no_proxy": dict(type="str", **_env("K8S_AUTH_NO_PROXY")),
+    "impersonate_user": dict(type="str", **_env("K8S_AUTH_IMPERSONATE_USER")),
+    "impersonate_groups": dict(type="list", elements="str", **_env("K8S_AUTH_IMPERSONATE_GROUPS")),
+    "request_timeout": dict(type="float", default=DEFAULT_REQUEST_TIMEOUT),
+}
+
+
+def missing_libraries() -> List[Tuple[str, str]]:
+    """``(library, import traceback)`` for every Python library the engine cannot import."""
+    missing = []
+    if not HAS_KUBERNETES:
+        missing.append(("kubernetes", KUBERNETES_IMPORT_ERROR or ""))
+    return missing
+
+
+def require_libraries(module: Any) -> None:
+    """Fail the module with ansible's standard message when a library is missing."""
+    for library, trace in missing_libraries():
+        module.fail_json(msg=missing_required_lib(library), exception=trace)
+
+
+# ---------------------------------------------------------------------------
+# Building the kubernetes ApiClient from the options
+# ---------------------------------------------------------------------------
+
+
+def _load_kubeconfig(configuration: Any, kubeconfig: Any, context: Optional[str]) -> None:
+    if isinstance(kubeconfig, dict):
+        kubernetes.config.load_kube_config_from_dict(
+            config_dict=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+        )
+    else:
+        kubernetes.config.load_kube_config(
+            config_file=kubeconfig or None, context=context, client_configuration=configuration, persist_config=False
+        )
+
+
+def build_configuration(params: Dict[str, Any]) -> Any:
+    """A ``kubernetes.client.Configuration`` from the connection options.
+
+    Same precedence as kubernetes.core: host plus token (or user/password) is
+    enough on its own; otherwise the kubeconfig (explicit file, dict or the
+    default location) and, before the default kubeconfig, the in-cluster
+    service account. Explicit options always override what a kubeconfig says.
+    """
+    configuration = kubernetes.client.Configuration()
+    host = params.get("host")
+    has_credentials = bool(host and (params.get("api_key") or (params.get("username") and params.get("password"))))
+    if not has_credentials:
+        if params.get("kubeconfig") or params.get("context"):
+            _load_kubeconfig(configuration, params.get("kubeconfig"), params.get("context"))
+        else:
+            try:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            except kubernetes.config.ConfigException:
+                _load_kubeconfig(configuration, None, None)
+    if host:
+        configuration.host = host.rstrip("/")
+    if params.get("api_key"):
+        configuration.api_key = {"authorization": "Bearer %s" % params["api_key"]}
+        configuration.api_key_prefix = {}
+    if params.get("username"):
+        configuration.username = params["username"]
+    if params.get("password"):
+        configuration.password = params["password"]
+    if params.get("validate_certs") is not None:
+        configuration.verify_ssl = params["validate_certs"]
+    if params.get("ca_cert"):
+        configuration.ssl_ca_cert = params["ca_cert"]
+    if params.get("client_cert"):
+        configuration.cert_file = params["client_cert"]
+    if params.get("client_key"):
+        configuration.key_file = params["client_key"]
+    if params.get("proxy"):
+        configuration.proxy = params["proxy"]
+    if params.get("no_proxy"):
+        configuration.no_proxy = params["no_proxy"]
+    return configuration
+
+
+def build_api_client(params: Dict[str, Any]) -> Any:
+    """A ``kubernetes.client.ApiClient`` configured from the connection options."""
+    return kubernetes.client.ApiClient(build_configuration(params))
+
+
+# ---------------------------------------------------------------------------
+# Transport: the HTTP boundary (mocked in unit tests)
+# ---------------------------------------------------------------------------
+
+
+class Response:
+    def __init__(self, status: int, body: bytes, content_type: str = "") -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self, limit: int = 512) -> str:
+        return self.body.decode("utf-8", "replace")[:limit]
+
+
+class ApiClientTransport:
+    """Sends requests with the ApiClient's TLS settings, credentials and proxy."""
+
+    def __init__(self, api_client: Any, params: Optional[Dict[str, Any]] = None) -> None:
+        self.api_client = api_client
+        self.configuration = api_client.configuration
+        params = params or {}
+        self.impersonate_user = params.get("impersonate_user")
+        self.impersonate_groups = list(params.get("impersonate_groups") or [])
+
+    def _headers(self, content_type: Optional[str]) -> Any:
+        headers = urllib3.HTTPHeaderDict()
+        headers["Accept"] = "application/json, */*"
+        headers["User-Agent"] = "userservice.deploy"
+        if content_type:
+            headers["Content-Type"] = content_type
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        if "authorization" not in headers and self.configuration.username and self.configuration.password:
+            basic = urllib3.util.make_headers(
+                basic_auth="%s:%s" % (self.configuration.username, self.configuration.password)
+            )
+            headers["authorization"] = basic["authorization"]
+        if self.impersonate_user:
+            headers["Impersonate-User"] = self.impersonate_user
+        for group in self.impersonate_groups:
+            # Each group is its own header line: the API server does not split commas.
+            headers.add("Impersonate-Group", group)
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Optional[Dict[str, Any]] = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> Response:
+        url = self.configuration.host.rstrip("/") + path
+        if query:
+            url += "?" + urlencode(query)
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        try:
+            raw = self.api_client.rest_client.pool_manager.request(
+                method,
+                url,
+                body=data,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=urllib3.Timeout(total=timeout),
+                retries=False,
+                preload_content=True,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiUnreachableError(
+                "no answer from the Kubernetes API server at %s" % self.configuration.host,
+                seen="%s: %s" % (type(exc).__name__, exc),
+                hint="Check host/kubeconfig, the network path and validate_certs/ca_cert",
+            ) from exc
+        return Response(raw.status, raw.data or b"", raw.headers.get("Content-Type", ""))
+
+
+# ---------------------------------------------------------------------------
+# The facade
+# ---------------------------------------------------------------------------
+
+# kind -> (API prefix, plural)
+RESOURCES: Dict[str, Tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "Service": ("/api/v1", "services"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Pod": ("/api/v1", "pods"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+}
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+def _is_status(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("kind") == "Status" and "status" in payload
+
+
+def raise_for_status(
+    response: Response, verb: str, kind: str, namespace: Optional[str], name: Optional[str]
+) -> None:
+    """Turn an API error answer into a typed error naming the object and the verb."""
+    if 200 <= response.status < 300:
+        return
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {}
+    detail = payload.get("message") if _is_status(payload) else response.text(200)
+    reason = payload.get("reason") if _is_status(payload) else None
+    where = dict(kind=kind, namespace=namespace, name=name)
+    if response.status == 404:
+        raise NotFoundError(
+            "not found", status=404, verb=verb, reason=reason, expected="the object to exist", seen=detail, **where
+        )
+    if response.status == 409:
+        raise ConflictError(
+            "changed or created by someone else while this run was working",
+            status=409,
+            verb=verb,
+            reason=reason,
+            seen=detail,
+            hint="Re-read the object and retry; another run or controller is writing it",
+            **where,
+        )
+    if response.status == 403:
+        plural = RESOURCES.get(kind, ("", kind.lower()))[1] if kind else "resource"
+        raise ForbiddenError(verb, plural, namespace, name, detail or "")
+    if response.status == 401:
+        raise ApiError(
+            "the API server rejected the credentials",
+            status=401,
+            verb=verb,
+            seen=detail,
+            hint="Check api_key / kubeconfig / client_cert (or their K8S_AUTH_* variables)",
+            **where,
+        )
+    raise ApiError(
+        "%s failed with HTTP %s" % (verb, response.status), status=response.status, verb=verb, reason=reason,
+        seen=detail, **where
+    )
+
+
+def from_api_exception(exc: Any, verb: str, kind: str, namespace: Optional[str], name: Optional[str]) -> None:
+    """Typed error from a ``kubernetes.client.ApiException`` (for callers using the generated API)."""
+    body = exc.body if isinstance(exc.body, bytes) else (exc.body or "").encode("utf-8")
+    raise_for_status(Response(int(exc.status or 0), body), verb, kind, namespace, name)
+    raise ApiError("%s failed: %s" % (verb, exc.reason), status=int(exc.status or 0), verb=verb, kind=kind,
+                   namespace=namespace, name=name)
+
+
+class ProxyResponse:
+    """An answer relayed by the API server proxy; non-2xx statuses are answers, not errors."""
+
+    def __init__(self, status: int, body: bytes, elapsed: float = 0.0) -> None:
+        self.status = status
+        self.body = body
+        self.elapsed = elapsed
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self, limit: int = 200) -> str:
+        return self.body.decode("utf-8", "replace")[:limit]
+
+
+def _proxy_path(path: str) -> str:
+    if not path.startswith("/"):
+        path = "/" + path
+    # Keep the path and query structure; escape only what cannot travel in a URL.
+    return quote(path, safe="/?=&%:@-._~+,;!$'()*")
+
+
+class KubeClient:
+    """The API calls the release engine makes, with dry-run and typed errors.
+
+    ``dry_run=True`` adds ``dryRun=All`` to every write, so check mode runs the
+    same code path and the API server validates (and admission-checks) each
+    change without persisting it.
+    """
+
+    def __init__(self, transport: Any, dry_run: bool = False, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+        self.transport = transport
+        self.dry_run = dry_run
+        self.request_timeout = request_timeout
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any], dry_run: bool = False) -> "KubeClient":
+        api_client = build_api_client(params)
+        timeout = params.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT
+        return cls(ApiClientTransport(api_client, params), dry_run=dry_run, request_timeout=timeout)
+
+    # -- generic -----------------------------------------------------------
+
+    @staticmethod
+    def _path(kind: str, namespace: str, name: Optional[str] = None) -> str:
+        prefix, plural = RESOURCES[kind]
+        path = "%s/namespaces/%s/%s" % (prefix, quote(namespace, safe=""), plural)
+        if name is not None:
+            path += "/" + quote(name, safe="")
+        return path
+
+    def _write_query(self) -> Dict[str, str]:
+        query = {"fieldManager": FIELD_MANAGER}
+        if self.dry_run:
+            query["dryRun"] = "All"
+        return query
+
+    def _call(
+        self,
+        verb: str,
+        method: str,
+        kind: str,
+        namespace: str,
+        name: Optional[str],
+        query: Optional[Dict[str, Any]] = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        response = self.transport.request(
+            method,
+            self._path(kind, namespace, name if verb not in ("create", "list") else None),
+            query=query,
+            body=body,
+            content_type=content_type,
+            timeout=self.request_timeout,
+        )
+        raise_for_status(response, verb, kind, namespace, name)
+        try:
+            return response.json() if response.body else {}
+        except ValueError as exc:
+            raise ApiError(
+                "the API server answered %s with something that is not JSON" % verb,
+                status=response.status, verb=verb, kind=kind, namespace=namespace, name=name,
+                seen=response.text(120),
+            ) from exc
+
+    def read(self, kind: str, namespace: str, name: str) -> Dict[str, Any]:
+        return self._call("get", "GET", kind, namespace, name)
+
+    def read_optional(self, kind: str, namespace: str, name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return self.read(kind, namespace, name)
+        except NotFoundError:
+            return None
+
+    def create(self, kind: str, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = (body.get("metadata") or {}).get("name")
+        return self._call("create", "POST", kind, namespace, name, self._write_query(), body, "application/json")
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        patch_type: str = "merge",
+        resource_version: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Patch an object; with ``resource_version`` the API server refuses (409) if it changed since."""
+        if resource_version is not None:
+            if patch_type == "json":
+                patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}] + list(patch)
+            else:
+                patch = dict(patch)
+                patch["metadata"] = dict(patch.get("metadata") or {}, resourceVersion=resource_version)
+        return self._call(
+            "patch", "PATCH", kind, namespace, name, self._write_query(), patch, PATCH_TYPES[patch_type]
+        )
+
+    def replace(self, kind: str, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        return self._call("update", "PUT", kind, namespace, name, self._write_query(), body, "application/json")
+
+    def delete(self, kind: str, namespace: str, name: str, resource_version: Optional[str] = None) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if resource_version is not None:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        if self.dry_run:
+            body["dryRun"] = ["All"]
+        return self._call("delete", "DELETE", kind, namespace, name, None, body, "application/json")
+
+    def list(self, kind: str, namespace: str, selector: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
+        query = {"labelSelector": format_selector(selector)} if selector else None
+        return list(self._call("list", "GET", kind, namespace, None, query).get("items") or [])
+
+    # -- named calls the engine uses ------------------------------------------
+
+    def read_deployment(self, namespace: str, name: str) -> Dict[str, Any]:
+        return self.read("Deployment", namespace, name)
+
+    def patch_deployment(self, namespace: str, name: str, patch: Any, **kwargs: Any) -> Dict[str, Any]:
+        return self.patch("Deployment", namespace, name, patch, **kwargs)
+
+    def create_deployment(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        return self.create("Deployment", namespace, body)
+
+    def delete_deployment(self, namespace: str, name: str, **kwargs: Any) -> Dict[str, Any]:
+        return self.delete("Deployment", namespace, name, **kwargs)
+
+    def read_service(self, namespace: str, name: str) -> Dict[str, Any]:
+        return self.read("Service", namespace, name)
+
+    def patch_service(self, namespace: str, name: str, patch: Any, **kwargs: Any) -> Dict[str, Any]:
+        return self.patch("Service", namespace, name, patch, **kwargs)
+
+    def create_service(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        return self.create("Service", namespace, body)
+
+    def delete_service(self, namespace: str, name: str, **kwargs: Any) -> Dict[str, Any]:
+        return self.delete("Service", namespace, name, **kwargs)
+
+    def read_config_map(self, namespace: str, name: str) -> Dict[str, Any]:
+        return self.read("ConfigMap", namespace, name)
+
+    def patch_config_map(self, namespace: str, name: str, patch: Any, **kwargs: Any) -> Dict[str, Any]:
+        return self.patch("ConfigMap", namespace, name, patch, **kwargs)
+
+    def create_config_map(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        return self.create("ConfigMap", namespace, body)
+
+    def delete_config_map(self, namespace: str, name: str, **kwargs: Any) -> Dict[str, Any]:
+        return self.delete("ConfigMap", namespace, name, **kwargs)
+
+    def read_lease(self, namespace: str, name: str) -> Dict[str, Any]:
+        return self.read("Lease", namespace, name)
+
+    def patch_lease(self, namespace: str, name: str, patch: Any, **kwargs: Any) -> Dict[str, Any]:
+        return self.patch("Lease", namespace, name, patch, **kwargs)
+
+    def create_lease(self, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        return self.create("Lease", namespace, body)
+
+    def delete_lease(self, namespace: str, name: str, **kwargs: Any) -> Dict[str, Any]:
+        return self.delete("Lease", namespace, name, **kwargs)
+
+    def list_pods(self, namespace: str, selector: Dict[str, str]) -> List[Dict[str, Any]]:
+        return self.list("Pod", namespace, selector)
+
+    def list_replica_sets(self, namespace: str, selector: Dict[str, str]) -> List[Dict[str, Any]]:
+        return self.list("ReplicaSet", namespace, selector)
+
+    # -- proxies ---------------------------------------------------------------
+
+    def _proxy_get(self, resource: str, namespace: str, target: str, path: str, timeout: float) -> ProxyResponse:
+        prefix = "/api/v1/namespaces/%s/%s/%s/proxy" % (quote(namespace, safe=""), resource, quote(target, safe=":"))
+        response = self.transport.request("GET", prefix + _proxy_path(path), timeout=timeout)
+        if response.status in (401, 403):
+            # Only the API server's own refusal is an error; the app's 401/403 is an answer.
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+            if _is_status(payload):
+                kind = "Pod" if resource == "pods" else "Service"
+                plural = "%s/proxy" % resource
+                if response.status == 403:
+                    raise ForbiddenError("get", plural, namespace, target, payload.get("message") or "")
+                raise_for_status(response, "get", kind, namespace, target)
+        return ProxyResponse(response.status, response.body)
+
+    def pod_proxy_get(
+        self, namespace: str, pod: str, port: Any, path: str, timeout: float, scheme: str = "http"
+    ) -> ProxyResponse:
+        """GET ``path`` on a pod through the API server (``pods/proxy``), with a request timeout."""
+        target = "%s:%s" % (pod, port) if scheme == "http" else "%s:%s:%s" % (scheme, pod, port)
+        return self._proxy_get("pods", namespace, target, path, timeout)
+
+    def service_proxy_get(
+        self, namespace: str, service: str, port: Any, path: str, timeout: float, scheme: str = "http"
+    ) -> ProxyResponse:
+        """GET ``path`` through a Service via the API server (``services/proxy``)."""
+        target = "%s:%s" % (service, port) if scheme == "http" else "%s:%s:%s" % (scheme, service, port)
+        return self._proxy_get("services", namespace, target, path, timeout)
+
+
+def format_selector(selector: Dict[str, str]) -> str:
+    return ",".join("%s=%s" % (key, value) for key, value in sorted(selector.items()))

@@ -1,0 +1,285 @@
+# Copyright: (c) 2026, userservice.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
+    AnalysisContext,
+    CheckSpec,
+    analysis_error,
+    parse_checks,
+    run_analysis,
+    select_checks,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.client import ProxyResponse
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    AnalysisFailedError,
+    InvalidArgumentError,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import HttpUnreachable
+from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.fakes import (
+    FakeClock,
+    FakeHttp,
+    FakeKube,
+    prom_vector,
+)
+
+NO_DATA = prom_vector()
+NAN = prom_vector("NaN")
+
+
+def prom_check(**overrides: Any) -> Dict[str, Any]:
+    params = {"name": "errors", "type": "prometheus", "metric": "error_ratio", "max": 0.05, "interval": 10,
+              "samples": 3}
+    params.update(overrides)
+    return params
+
+
+def run(checks: List[Dict[str, Any]], answers: List[Any], clock: FakeClock, kube: Optional[FakeKube] = None,
+        **kwargs: Any) -> Dict[str, Any]:
+    http = FakeHttp(answers)
+    context = AnalysisContext(
+        namespace="user-service-prod", app="user-service", version="1.4.2", slot="green",
+        prometheus=AnalysisContext.prometheus_from_params({"url": "http://prom:9090"}, http_get=http),
+        kube=kube, http_get=http, clock=clock,
+    )
+    return run_analysis(parse_checks(checks), context, **kwargs)
+
+
+def values(result: Dict[str, Any], index: int = 0) -> List[Any]:
+    return [s["value"] for s in result["checks"][index]["samples"]]
+
+
+class TestPrometheusVerdicts:
+    def test_all_within_bound_passes_after_all_samples(self, clock: FakeClock) -> None:
+        result = run([prom_check()], [(200, prom_vector(0.01))], clock)
+        check = result["checks"][0]
+        assert result["verdict"] == check["verdict"] == "pass"
+        assert len(check["samples"]) == 3
+        assert clock.elapsed == 20  # samples at 0, 10, 20
+        assert check["bound"] == {"max": 0.05}
+        assert 'version="1.4.2"' in check["query"] and "{{" not in check["query"]
+        assert [s["time"] for s in check["samples"]] == [
+            "2026-01-02T03:04:05.000000Z", "2026-01-02T03:04:15.000000Z", "2026-01-02T03:04:25.000000Z"]
+
+    def test_first_breach_fails_with_default_failure_limit(self, clock: FakeClock) -> None:
+        result = run([prom_check()], [(200, prom_vector(0.01)), (200, prom_vector(0.2))], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "fail"
+        assert check["value"] == 0.2 and check["failures"] == 1
+        assert "0.2 > max 0.05" in check["reason"]
+        assert len(check["samples"]) == 2  # stopped at once, no third sample
+
+    def test_failure_limit_tolerates_that_many(self, clock: FakeClock) -> None:
+        bad, good = (200, prom_vector(0.2)), (200, prom_vector(0.0))
+        result = run([prom_check(failure_limit=1, samples=4)], [bad, good, good, good], clock)
+        assert result["verdict"] == "pass"
+        assert result["checks"][0]["failures"] == 1
+        result = run([prom_check(failure_limit=1, samples=4)], [bad, good, bad, good], FakeClock())
+        assert result["verdict"] == "fail"
+        assert result["checks"][0]["failures"] == 2
+
+    def test_min_bound(self, clock: FakeClock) -> None:
+        result = run([prom_check(max=None, min=10.0, query="sum(rate(x[1m]))", metric=None)],
+                     [(200, prom_vector(3))], clock)
+        assert result["verdict"] == "fail" and "3 < min 10" in result["checks"][0]["reason"]
+
+    @pytest.mark.parametrize("answer", [NO_DATA, NAN], ids=["empty", "nan"])
+    def test_no_data_fail_policy(self, clock: FakeClock, answer: Any) -> None:
+        result = run([prom_check(on_no_data="fail")], [(200, answer)], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "fail"
+        assert check["samples"][0]["no_data"] is True and check["samples"][0]["value"] is None
+        assert "no data" in check["reason"]
+
+    @pytest.mark.parametrize("answer", [NO_DATA, NAN], ids=["empty", "nan"])
+    def test_no_data_pass_policy(self, clock: FakeClock, answer: Any) -> None:
+        result = run([prom_check(on_no_data="pass")], [(200, answer)], clock)
+        assert result["verdict"] == "pass"
+        assert all(s["ok"] is True and s["no_data"] for s in result["checks"][0]["samples"])
+
+    def test_no_data_inconclusive_policy(self, clock: FakeClock) -> None:
+        result = run([prom_check(on_no_data="inconclusive")],
+                     [(200, prom_vector(0.0)), (200, NO_DATA), (200, prom_vector(0.0))], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == result["verdict"] == "inconclusive"
+        assert check["failures"] == 0
+        assert [s["ok"] for s in check["samples"]] == [True, None, True]
+        assert "1 of 3 samples had no data" in check["reason"]
+
+    def test_inconclusive_policy_still_fails_on_breach(self, clock: FakeClock) -> None:
+        result = run([prom_check(on_no_data="inconclusive")], [(200, NO_DATA), (200, prom_vector(0.9))], clock)
+        assert result["verdict"] == "fail"
+
+    def test_consecutive_success_passes_early(self, clock: FakeClock) -> None:
+        good = (200, prom_vector(0.0))
+        result = run([prom_check(samples=10, consecutive_success=2, failure_limit=3)],
+                     [(200, prom_vector(0.5)), good, good], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "pass" and len(check["samples"]) == 3
+        assert "2 consecutive" in check["reason"]
+
+    def test_consecutive_success_not_reached_is_inconclusive(self, clock: FakeClock) -> None:
+        good, bad = (200, prom_vector(0.0)), (200, prom_vector(0.5))
+        result = run([prom_check(samples=4, consecutive_success=3, failure_limit=5)], [good, bad, good, bad], clock)
+        assert result["checks"][0]["verdict"] == "inconclusive"
+
+    def test_bad_query_fails_at_once(self, clock: FakeClock) -> None:
+        answer = (400, {"status": "error", "errorType": "bad_data", "error": "unexpected end of input"})
+        result = run([prom_check(samples=5, failure_limit=3)], [answer], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "fail" and len(check["samples"]) == 1
+        assert "unexpected end of input" in check["reason"]
+
+    def test_unreachable_counts_as_failed_sample(self, clock: FakeClock) -> None:
+        result = run([prom_check(failure_limit=1)],
+                     [HttpUnreachable("refused"), (200, prom_vector(0.0)), (200, prom_vector(0.0))], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "pass" and check["failures"] == 1
+        assert "refused" in check["samples"][0]["error"]
+
+    def test_initial_delay_and_interval(self, clock: FakeClock) -> None:
+        run([prom_check(initial_delay=30, interval=15)], [(200, prom_vector(0.0))], clock)
+        assert clock.elapsed == 60
+
+
+class TestSeveralChecks:
+    def test_failure_stops_the_others_as_inconclusive(self, clock: FakeClock) -> None:
+        checks = [prom_check(name="slow", interval=100, samples=5),
+                  prom_check(name="fast", interval=1, samples=5, query="errs", metric=None)]
+
+        def answer(url: str, headers: Dict[str, str], timeout: float, validate: bool) -> Any:
+            fast = "query=errs" in url
+            value = 0.9 if fast and clock.elapsed >= 2 else 0.0
+            return FakeHttp([(200, prom_vector(value))])(url, headers, timeout, validate)
+
+        context = AnalysisContext(namespace="ns", app="a", version="v", clock=clock,
+                                  prometheus=AnalysisContext.prometheus_from_params({}, http_get=answer))
+        result = run_analysis(parse_checks(checks), context)
+        by_name = {c["check"]: c for c in result["checks"]}
+        assert by_name["fast"]["verdict"] == "fail"
+        assert by_name["slow"]["verdict"] == "inconclusive"
+        assert "stopped because check 'fast' failed" in by_name["slow"]["reason"]
+        assert result["verdict"] == "fail" and clock.elapsed == 2
+
+    def test_heartbeat_called_during_long_intervals(self, clock: FakeClock) -> None:
+        beats: List[float] = []
+        context = AnalysisContext(namespace="ns", app="a", version="v", clock=clock,
+                                  heartbeat=lambda: beats.append(clock.monotonic()),
+                                  prometheus=AnalysisContext.prometheus_from_params(
+                                      {}, http_get=FakeHttp([(200, prom_vector(0))])))
+        run_analysis(parse_checks([prom_check(interval=60, samples=2)]), context)
+        assert len(beats) >= 12  # every 5 s while waiting 60 s
+
+    def test_error_for_result(self, clock: FakeClock) -> None:
+        result = run([prom_check()], [(200, prom_vector(0.3))], clock)
+        error = analysis_error(result, "pre-promotion")
+        assert isinstance(error, AnalysisFailedError)
+        assert "check errors within {'max': 0.05}" in str(error) and "value 0.3" in str(error)
+        assert error.data["checks"][0]["samples"][0]["value"] == 0.3
+        inconclusive = dict(result, verdict="inconclusive")
+        assert analysis_error(inconclusive, "x") is None
+        assert analysis_error(inconclusive, "x", inconclusive_fails=True) is not None
+
+
+class TestHttpChecks:
+    def test_url_with_json_condition(self, clock: FakeClock) -> None:
+        check = {"name": "version", "type": "http", "url": "http://127.0.0.1:8080/api/version", "json_path": "version",
+                 "value": "1.4.2", "interval": 1, "samples": 2}
+        result = run([check], [(200, {"version": "1.4.2"})], clock)
+        assert result["verdict"] == "pass"
+        assert values(result) == ["1.4.2", "1.4.2"]
+        assert result["checks"][0]["query"] == "GET http://127.0.0.1:8080/api/version"
+
+    def test_service_proxy_status_failure(self, clock: FakeClock, kube: FakeKube) -> None:
+        kube.proxy = lambda *a: ProxyResponse(500, b"boom")
+        check = {"name": "smoke", "type": "http", "service": "user-service-preview", "port": "http",
+                 "path": "/api/users", "interval": 1}
+        result = run([check], [(200, {})], clock, kube=kube)
+        assert result["verdict"] == "fail"
+        assert ("service-proxy", "user-service-preview", "http", "/api/users") in kube.calls
+        assert "HTTP 500, expected 2xx" in result["checks"][0]["reason"]
+
+    def test_pod_proxy_numeric_bound_on_json_field(self, clock: FakeClock, kube: FakeKube) -> None:
+        kube.proxy = lambda *a: ProxyResponse(200, json.dumps({"latency": {"p99": 0.7}}).encode())
+        check = {"name": "lat", "type": "http", "pod": "p-1", "port": "3000", "path": "/stats",
+                 "json_path": "latency.p99", "max": 0.5, "interval": 1}
+        result = run([check], [(200, {})], clock, kube=kube)
+        assert result["verdict"] == "fail" and "0.7 > max 0.5" in result["checks"][0]["reason"]
+
+    def test_missing_json_field_is_no_data(self, clock: FakeClock) -> None:
+        check = {"name": "v", "type": "http", "url": "http://x/", "json_path": "version", "value": "1",
+                 "on_no_data": "inconclusive", "interval": 1, "samples": 2}
+        result = run([check], [(200, {"other": 1})], clock)
+        assert result["verdict"] == "inconclusive"
+
+    def test_in_condition(self, clock: FakeClock) -> None:
+        check = {"name": "v", "type": "http", "url": "http://x/", "json_path": "status", "condition": "in",
+                 "value": ["ok", "degraded"], "interval": 1, "samples": 1}
+        assert run([check], [(200, {"status": "degraded"})], clock)["verdict"] == "pass"
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        "params, option",
+        [
+            (prom_check(metric=None), "analysis.checks[0].query"),
+            (prom_check(query="up"), "analysis.checks[0].query"),
+            (prom_check(max=None), "analysis.checks[0].max"),
+            (prom_check(window="1 minute"), "analysis.checks[0].window"),
+            (prom_check(quantile=1.5), "analysis.checks[0].quantile"),
+            (prom_check(samples=0), "analysis.checks[0].samples"),
+            (prom_check(interval=0), "analysis.checks[0].interval"),
+            (prom_check(failure_limit=-1), "analysis.checks[0].failure_limit"),
+            (prom_check(consecutive_success=4), "analysis.checks[0].consecutive_success"),
+            (prom_check(min=1.0, max=0.5), "analysis.checks[0].min"),
+            (prom_check(on_no_data="ignore"), "analysis.checks[0].on_no_data"),
+            (prom_check(url="http://x"), "analysis.checks[0].url"),
+            ({"name": "h", "type": "http"}, "analysis.checks[0].url"),
+            ({"name": "h", "type": "http", "url": "ftp://x"}, "analysis.checks[0].url"),
+            ({"name": "h", "type": "http", "service": "s"}, "analysis.checks[0].port"),
+            ({"name": "h", "type": "http", "url": "http://x", "max": 1.0}, "analysis.checks[0].json_path"),
+            ({"name": "h", "type": "http", "url": "http://x", "json_path": "a"}, "analysis.checks[0].value"),
+            ({"name": "h", "type": "http", "url": "http://x", "expected_status": [700]},
+             "analysis.checks[0].expected_status"),
+        ],
+    )
+    def test_bad_check_names_the_option(self, params: Dict[str, Any], option: str) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            CheckSpec(params, 0)
+        assert info.value.option == option
+
+    def test_duplicate_names(self) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            parse_checks([prom_check(), prom_check()])
+        assert info.value.option == "analysis.checks[1].name"
+
+    def test_select_unknown_name(self) -> None:
+        checks = parse_checks([prom_check()])
+        assert select_checks(checks, ["errors"], "pre_promotion_analysis")[0].name == "errors"
+        with pytest.raises(InvalidArgumentError) as info:
+            select_checks(checks, ["latency"], "pre_promotion_analysis")
+        assert info.value.option == "pre_promotion_analysis" and "errors" in str(info.value)
+
+    def test_engine_variables_cannot_be_overridden(self) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            AnalysisContext(namespace="ns", app="a", variables={"version": "evil"})
+        assert info.value.option == "analysis.variables.version"
+
+    def test_user_variable_in_query(self, clock: FakeClock) -> None:
+        http = FakeHttp([(200, prom_vector(0.0))])
+        context = AnalysisContext(namespace="ns", app="a", version="v", variables={"route": "/api/users"},
+                                  clock=clock, prometheus=AnalysisContext.prometheus_from_params({}, http_get=http))
+        check = prom_check(metric=None, query='sum(rate(x{route="{{ route }}"}[1m]))', samples=1)
+        result = run_analysis(parse_checks([check]), context)
+        assert result["checks"][0]["query"] == 'sum(rate(x{route="/api/users"}[1m]))'
+
+    def test_prometheus_url_validated(self) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            AnalysisContext.prometheus_from_params({"url": "prom:9090"})
+        assert info.value.option == "analysis.prometheus.url"
