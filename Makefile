@@ -1,0 +1,162 @@
+# userservice.deploy: every build, lint and test lane. `make help` lists them.
+# `make test` is the one command CI runs (through .ci/run); `make demo` is the main job.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+REPO := $(CURDIR)
+# The toolchain lane: ansible-core 2.19 is the newest that runs on Python 3.11.
+PYTHON ?= python3.11
+SANITY_PYTHON ?= 3.11
+VENV := $(REPO)/.venv
+BIN := $(VENV)/bin
+# The venv is refreshed when the content of a requirements file changes, and only then.
+REQ_HASH := $(shell cat requirements-dev.txt requirements.txt | sha256sum | cut -c1-16)
+VENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+
+COLLECTIONS := $(REPO)/build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/userservice/deploy
+APP := examples/user-service
+CLUSTER := hack/cluster/cluster
+PY_DIRS = $(wildcard plugins tests bench hack)
+INVENTORY ?= inventories/dev
+
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \
+	platform-test integration e2e bench test demo collection-build ee-context clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# ---------------------------------------------------------------------------------------------
+# Toolchain
+
+venv: $(VENV_STAMP) ## Create .venv from requirements-dev.txt (only when the requirements changed)
+
+$(VENV_STAMP):
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+collections-link: ## Link build/collections/ansible_collections/userservice/deploy to this checkout
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	# Relative, so the link survives moving the checkout.
+	ln -sfn ../../../.. $(COLLECTION_LINK)
+
+# ---------------------------------------------------------------------------------------------
+# Static checks
+
+lint: venv ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, antsibull-changelog lint
+	@rc=0
+	step() { echo "--- lint: $$1"; shift; "$$@" || { echo "--- lint: FAILED: $$*"; rc=1; }; }
+	step ansible-lint ansible-lint $$([ -t 1 ] || echo --nocolor)
+	step yamllint yamllint --strict .
+	if [ -n "$(PY_DIRS)" ]; then
+	  step "ruff check" ruff check $(PY_DIRS)
+	  step "ruff format" ruff format --check $(PY_DIRS)
+	else echo "--- lint: ruff: no Python directories yet, skipped"; fi
+	if [ -f $(APP)/Dockerfile ]; then step hadolint hadolint $(APP)/Dockerfile
+	else echo "--- lint: hadolint: no $(APP)/Dockerfile yet, skipped"; fi
+	mapfile -t scripts < <(hack/toolchain/shell-scripts hack .ci)
+	if [ $${#scripts[@]} -gt 0 ]; then step "shellcheck ($${#scripts[@]} scripts)" shellcheck -x "$${scripts[@]}"
+	else echo "--- lint: shellcheck: no shell scripts yet, skipped"; fi
+	step antsibull-changelog antsibull-changelog lint
+	exit $$rc
+
+sanity: venv ## ansible-test sanity, offline, with zero ignore entries
+	@for f in tests/sanity/ignore-*.txt; do
+	  [ -e "$$f" ] || continue
+	  if grep -qv '^\s*\(#\|$$\)' "$$f"; then echo "sanity: $$f has entries; this project allows none" >&2; exit 1; fi
+	done
+	hack/toolchain/ansible-test sanity --venv --python $(SANITY_PYTHON)
+
+# ---------------------------------------------------------------------------------------------
+# Tests that need no cluster
+
+unit: venv collections-link ## pytest on tests/unit with the collection importable
+	@if ! find tests/unit -name 'test_*.py' 2>/dev/null | grep -q .; then
+	  echo "unit: no tests under tests/unit yet: nothing to run"; exit 0
+	fi
+	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider tests/unit
+
+app-test: ## npm ci && npm test for the User Service example
+	@if [ ! -f $(APP)/package.json ]; then echo "app-test: no $(APP)/package.json yet: nothing to run"; exit 0; fi
+	cd $(APP)
+	npm ci --no-audit --no-fund
+	npm test
+
+# ---------------------------------------------------------------------------------------------
+# The local platform (hack/cluster) and the tests that run against it
+
+define need_cluster_script
+	@if [ ! -x $(CLUSTER) ]; then
+	  echo "$@: $(CLUSTER) is missing or not executable; it provides the local platform" >&2; exit 2
+	fi
+endef
+
+cluster: ## Bring the local platform up (idempotent)
+	$(need_cluster_script)
+	$(CLUSTER) up
+
+cluster-down: ## Stop everything the platform started
+	$(need_cluster_script)
+	$(CLUSTER) down
+
+cluster-status: ## Show what the platform runs
+	$(need_cluster_script)
+	$(CLUSTER) status
+
+platform-test: venv ## pytest tests/platform: the platform does what the project relies on
+	@if [ ! -d tests/platform ]; then echo "platform-test: no tests/platform yet: nothing to run"; exit 0; fi
+	python -m pytest -p no:cacheprovider tests/platform
+
+integration: venv collections-link ## Every target under tests/integration/targets (TARGETS="a b" to choose)
+	hack/toolchain/run-integration $(TARGETS)
+
+e2e: venv collections-link ## pytest tests/e2e: whole releases under load
+	@if ! find tests/e2e -name 'test_*.py' 2>/dev/null | grep -q .; then
+	  echo "e2e: no tests under tests/e2e yet: nothing to run"; exit 0
+	fi
+	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider tests/e2e
+
+bench: venv collections-link ## Run each executable file in bench/ (results go to docs/benchmarks.md)
+	@mapfile -t runs < <(find bench -maxdepth 1 -type f -perm -u+x 2>/dev/null | sort)
+	if [ $${#runs[@]} -eq 0 ]; then echo "bench: no executable files in bench/ yet: nothing to run"; exit 0; fi
+	for b in "$${runs[@]}"; do echo "=== bench: $$b"; "$$b"; done
+
+# ---------------------------------------------------------------------------------------------
+# Aggregates
+
+TEST_LANES := lint sanity unit app-test cluster platform-test integration e2e
+
+test: venv ## Every lane: lint sanity unit app-test, then cluster platform-test integration e2e
+	MAKE="$(MAKE)" hack/toolchain/run-lanes $(TEST_LANES)
+
+demo: venv collections-link cluster ## Build, deploy and release the User Service on the local platform
+	ansible-playbook -i $(INVENTORY) playbooks/build.yml
+	ansible-playbook -i $(INVENTORY) playbooks/deploy.yml
+	ansible-playbook -i $(INVENTORY) playbooks/release.yml
+
+# ---------------------------------------------------------------------------------------------
+# Packaging
+
+collection-build: venv ## ansible-galaxy collection build into build/ (+ build/userservice-deploy.tar.gz)
+	@mkdir -p build
+	ansible-galaxy collection build --force --output-path build .
+	version=$$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
+	cp build/userservice-deploy-$$version.tar.gz build/userservice-deploy.tar.gz
+	ls -l build/userservice-deploy-$$version.tar.gz
+
+ee-context: collection-build ## ansible-builder create: the execution environment's build context in build/ee
+	ansible-builder create --file execution-environment.yml --context build/ee
+	echo "ee-context: build it with: ansible-builder build --file execution-environment.yml --context build/ee"
+
+clean: ## Remove build/ (the venv and the platform's state stay)
+	rm -rf build tests/output
