@@ -149,8 +149,9 @@ class CheckSpec:
         self.validate()
 
     def _bad(self, key: str, expected: str, seen: Any) -> InvalidArgumentError:
-        return InvalidArgumentError("%s.%s" % (self.where, key), expected, seen,
-                                    hint="Fix check '%s' in the analysis option" % self.name)
+        return InvalidArgumentError(
+            "%s.%s" % (self.where, key), expected, seen, hint="Fix check '%s' in the analysis option" % self.name
+        )
 
     def validate(self) -> None:
         if not self.name:
@@ -168,8 +169,9 @@ class CheckSpec:
         if self.failure_limit < 0:
             raise self._bad("failure_limit", "an integer >= 0", self.failure_limit)
         if self.consecutive_success is not None and not 1 <= self.consecutive_success <= self.samples:
-            raise self._bad("consecutive_success", "an integer from 1 to samples (%d)" % self.samples,
-                            self.consecutive_success)
+            raise self._bad(
+                "consecutive_success", "an integer from 1 to samples (%d)" % self.samples, self.consecutive_success
+            )
         for key in ("min", "max"):
             bound = getattr(self, key)
             if bound is not None and math.isnan(bound):
@@ -183,8 +185,11 @@ class CheckSpec:
 
     def _validate_prometheus(self) -> None:
         if bool(self.query) == bool(self.metric):
-            raise self._bad("query", "exactly one of query or metric for a prometheus check",
-                            {"query": self.query, "metric": self.metric})
+            raise self._bad(
+                "query",
+                "exactly one of query or metric for a prometheus check",
+                {"query": self.query, "metric": self.metric},
+            )
         if self.min is None and self.max is None:
             raise self._bad("max", "min and/or max: the bound the query result must stay within", None)
         for key in ("url", "service", "pod", "json_path"):
@@ -242,8 +247,11 @@ def parse_checks(checks: Optional[List[Dict[str, Any]]]) -> List[CheckSpec]:
     for index, params in enumerate(checks or []):
         spec = CheckSpec(params, index)
         if spec.name in seen:
-            raise InvalidArgumentError("analysis.checks[%d].name" % index,
-                                       "a name not used by analysis.checks[%d]" % seen[spec.name], spec.name)
+            raise InvalidArgumentError(
+                "analysis.checks[%d].name" % index,
+                "a name not used by analysis.checks[%d]" % seen[spec.name],
+                spec.name,
+            )
         seen[spec.name] = index
         specs.append(spec)
     return specs
@@ -255,8 +263,11 @@ def select_checks(checks: List[CheckSpec], names: Optional[List[str]], option: s
     selected = []
     for name in names or []:
         if name not in by_name:
-            raise InvalidArgumentError(option, "names of checks defined in analysis.checks (%s)"
-                                       % (", ".join(sorted(by_name)) or "none defined"), name)
+            raise InvalidArgumentError(
+                option,
+                "names of checks defined in analysis.checks (%s)" % (", ".join(sorted(by_name)) or "none defined"),
+                name,
+            )
         selected.append(by_name[name])
     return selected
 
@@ -288,14 +299,18 @@ class AnalysisContext:
         extra = dict(variables or {})
         for key in CONTEXT_VARIABLES:
             if key in extra:
-                raise InvalidArgumentError("analysis.variables.%s" % key,
-                                           "no override of a variable the engine sets (%s)" % ", ".join(CONTEXT_VARIABLES),
-                                           extra[key])
+                raise InvalidArgumentError(
+                    "analysis.variables.%s" % key,
+                    "no override of a variable the engine sets (%s)" % ", ".join(CONTEXT_VARIABLES),
+                    extra[key],
+                )
         extra.update({"namespace": namespace, "app": app, "version": version, "slot": slot, "track": track})
         self.variables = extra
 
     @classmethod
-    def prometheus_from_params(cls, params: Optional[Dict[str, Any]], http_get: Optional[Any] = None) -> PrometheusClient:
+    def prometheus_from_params(
+        cls, params: Optional[Dict[str, Any]], http_get: Optional[Any] = None
+    ) -> PrometheusClient:
         p = _defaults(PROMETHEUS_OPTIONS, params)
         if not str(p["url"]).startswith(("http://", "https://")):
             raise InvalidArgumentError("analysis.prometheus.url", "an http:// or https:// URL", p["url"])
@@ -371,19 +386,26 @@ class CheckRun:
         s = self.spec
         try:
             if s.url:
-                response = self.context.http_get(s.url, {"Accept": "application/json, */*"}, s.request_timeout,
-                                                 s.validate_certs)
+                response = self.context.http_get(
+                    s.url, {"Accept": "application/json, */*"}, s.request_timeout, s.validate_certs
+                )
             elif s.service:
-                response = self.context.kube.service_proxy_get(self.context.namespace, s.service, s.port, s.path,
-                                                               s.request_timeout, s.scheme)
+                response = self.context.kube.service_proxy_get(
+                    self.context.namespace, s.service, s.port, s.path, s.request_timeout, s.scheme
+                )
             else:
-                response = self.context.kube.pod_proxy_get(self.context.namespace, s.pod, s.port, s.path,
-                                                           s.request_timeout, s.scheme)
+                response = self.context.kube.pod_proxy_get(
+                    self.context.namespace, s.pod, s.port, s.path, s.request_timeout, s.scheme
+                )
         except (HttpUnreachable, ApiUnreachableError) as exc:
             return {"value": None, "ok": False, "error": str(exc)}
         status, body = response.status, response.body
         if not status_ok(status, s.expected_status):
-            return {"value": status, "ok": False, "error": "HTTP %s, expected %s" % (status, s.expected_status or "2xx")}
+            return {
+                "value": status,
+                "ok": False,
+                "error": "HTTP %s, expected %s" % (status, s.expected_status or "2xx"),
+            }
         if s.json_path is None:
             return {"value": status, "ok": True}
         try:
@@ -442,8 +464,9 @@ class CheckRun:
         last = self.samples[-1]
         if self.failures > s.failure_limit:
             why = last.get("error") or ("no data" if last.get("no_data") else "failed")
-            self._finish("fail", "%d failed samples exceed failure_limit %d; last: %s" % (
-                self.failures, s.failure_limit, why))
+            self._finish(
+                "fail", "%d failed samples exceed failure_limit %d; last: %s" % (self.failures, s.failure_limit, why)
+            )
             return
         if s.consecutive_success and self.consecutive >= s.consecutive_success:
             self._finish("pass", "%d consecutive ok samples" % self.consecutive)
@@ -451,14 +474,19 @@ class CheckRun:
         if len(self.samples) < s.samples:
             return
         if s.consecutive_success:
-            self._finish("inconclusive", "%d samples taken without %d consecutive ok samples" % (
-                len(self.samples), s.consecutive_success))
+            self._finish(
+                "inconclusive",
+                "%d samples taken without %d consecutive ok samples" % (len(self.samples), s.consecutive_success),
+            )
         elif self.no_data and s.on_no_data == "inconclusive":
-            self._finish("inconclusive", "%d of %d samples had no data (on_no_data: inconclusive)" % (
-                self.no_data, len(self.samples)))
+            self._finish(
+                "inconclusive",
+                "%d of %d samples had no data (on_no_data: inconclusive)" % (self.no_data, len(self.samples)),
+            )
         else:
-            self._finish("pass", "%d samples, %d failed (failure_limit %d)" % (
-                len(self.samples), self.failures, s.failure_limit))
+            self._finish(
+                "pass", "%d samples, %d failed (failure_limit %d)" % (len(self.samples), self.failures, s.failure_limit)
+            )
 
     def _finish(self, verdict: str, reason: str) -> None:
         self.verdict = verdict
@@ -532,8 +560,11 @@ def run_analysis(
     results = [run.as_dict() for run in runs]
     verdict = overall_verdict([r["verdict"] for r in results])
     decisive = [r for r in results if r["verdict"] == verdict]
-    reason = "; ".join("%s: %s" % (r["check"], r["reason"]) for r in decisive) if verdict != "pass" else \
-        "%d checks passed" % len(results)
+    reason = (
+        "; ".join("%s: %s" % (r["check"], r["reason"]) for r in decisive)
+        if verdict != "pass"
+        else "%d checks passed" % len(results)
+    )
     return {
         "verdict": verdict,
         "reason": reason,
@@ -543,7 +574,9 @@ def run_analysis(
     }
 
 
-def analysis_error(result: Dict[str, Any], phase: str, inconclusive_fails: bool = False) -> Optional[AnalysisFailedError]:
+def analysis_error(
+    result: Dict[str, Any], phase: str, inconclusive_fails: bool = False
+) -> Optional[AnalysisFailedError]:
     """The error to raise for a result, or None when the phase may go on."""
     verdict = result["verdict"]
     if verdict == "pass" or (verdict == "inconclusive" and not inconclusive_fails):

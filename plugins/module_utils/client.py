@@ -258,9 +258,7 @@ def _is_status(payload: Any) -> bool:
     return isinstance(payload, dict) and payload.get("kind") == "Status" and "status" in payload
 
 
-def raise_for_status(
-    response: Response, verb: str, kind: str, namespace: Optional[str], name: Optional[str]
-) -> None:
+def raise_for_status(response: Response, verb: str, kind: str, namespace: Optional[str], name: Optional[str]) -> None:
     """Turn an API error answer into a typed error naming the object and the verb."""
     if 200 <= response.status < 300:
         return
@@ -298,8 +296,12 @@ def raise_for_status(
             **where,
         )
     raise ApiError(
-        "%s failed with HTTP %s" % (verb, response.status), status=response.status, verb=verb, reason=reason,
-        seen=detail, **where
+        "%s failed with HTTP %s" % (verb, response.status),
+        status=response.status,
+        verb=verb,
+        reason=reason,
+        seen=detail,
+        **where,
     )
 
 
@@ -307,8 +309,14 @@ def from_api_exception(exc: Any, verb: str, kind: str, namespace: Optional[str],
     """Typed error from a ``kubernetes.client.ApiException`` (for callers using the generated API)."""
     body = exc.body if isinstance(exc.body, bytes) else (exc.body or "").encode("utf-8")
     raise_for_status(Response(int(exc.status or 0), body), verb, kind, namespace, name)
-    raise ApiError("%s failed: %s" % (verb, exc.reason), status=int(exc.status or 0), verb=verb, kind=kind,
-                   namespace=namespace, name=name)
+    raise ApiError(
+        "%s failed: %s" % (verb, exc.reason),
+        status=int(exc.status or 0),
+        verb=verb,
+        kind=kind,
+        namespace=namespace,
+        name=name,
+    )
 
 
 class ProxyResponse:
@@ -393,7 +401,11 @@ class KubeClient:
         except ValueError as exc:
             raise ApiError(
                 "the API server answered %s with something that is not JSON" % verb,
-                status=response.status, verb=verb, kind=kind, namespace=namespace, name=name,
+                status=response.status,
+                verb=verb,
+                kind=kind,
+                namespace=namespace,
+                name=name,
                 seen=response.text(120),
             ) from exc
 
@@ -426,9 +438,7 @@ class KubeClient:
             else:
                 patch = dict(patch)
                 patch["metadata"] = dict(patch.get("metadata") or {}, resourceVersion=resource_version)
-        return self._call(
-            "patch", "PATCH", kind, namespace, name, self._write_query(), patch, PATCH_TYPES[patch_type]
-        )
+        return self._call("patch", "PATCH", kind, namespace, name, self._write_query(), patch, PATCH_TYPES[patch_type])
 
     def replace(self, kind: str, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
         name = body["metadata"]["name"]

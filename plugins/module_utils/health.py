@@ -90,8 +90,11 @@ class HealthSpec:
             if getattr(self, key) <= 0:
                 raise InvalidArgumentError("health.%s" % key, "a number of seconds > 0", getattr(self, key))
         if self.failure_threshold < 0:
-            raise InvalidArgumentError("health.failure_threshold", "an integer >= 0 (0 = only the timeout ends the gate)",
-                                       self.failure_threshold)
+            raise InvalidArgumentError(
+                "health.failure_threshold",
+                "an integer >= 0 (0 = only the timeout ends the gate)",
+                self.failure_threshold,
+            )
         for code in self.expected_status or []:
             if not 100 <= code <= 599:
                 raise InvalidArgumentError("health.expected_status", "HTTP status codes 100-599", self.expected_status)
@@ -112,8 +115,9 @@ class HealthSpec:
             "timeout": self.timeout,
             "failure_threshold": self.failure_threshold,
             "expected_status": self.expected_status or "2xx",
-            "json_condition": None if self.json_path is None else
-            {"path": self.json_path, "condition": self.condition, "value": self.value},
+            "json_condition": None
+            if self.json_path is None
+            else {"path": self.json_path, "condition": self.condition, "value": self.value},
         }
 
 
@@ -121,9 +125,12 @@ def judge_response(spec: HealthSpec, status: int, body: bytes) -> Dict[str, Any]
     """``{ok, status, reason}`` for one health answer."""
     if not status_ok(status, spec.expected_status):
         snippet = body.decode("utf-8", "replace")[:120]
-        return {"ok": False, "status": status,
-                "reason": "HTTP %s, expected %s%s" % (status, spec.expected_status or "2xx",
-                                                      (": " + snippet) if snippet else "")}
+        return {
+            "ok": False,
+            "status": status,
+            "reason": "HTTP %s, expected %s%s"
+            % (status, spec.expected_status or "2xx", (": " + snippet) if snippet else ""),
+        }
     if spec.json_path is None:
         return {"ok": True, "status": status, "reason": "HTTP %s" % status}
     try:
@@ -201,7 +208,10 @@ def run_health_gate(
 
     def fail(reason: str, seen: str) -> GateFailedError:
         return GateFailedError(
-            "health gate failed", kind="Deployment", namespace=namespace, name=name,
+            "health gate failed",
+            kind="Deployment",
+            namespace=namespace,
+            name=name,
             expected="each new pod to answer %s %s on port %s %d times in a row"
             % (spec.expected_status or "2xx", spec.path, spec.port, spec.consecutive),
             seen=seen,
@@ -227,8 +237,9 @@ def run_health_gate(
         return False, {"reason": "%d of %d pods passed (%d Ready)" % (len(passed), want, len(ready))}
 
     try:
-        poll(step, timeout=spec.timeout, interval=spec.interval, what="the health gate", clock=clock,
-             heartbeat=heartbeat)
+        poll(
+            step, timeout=spec.timeout, interval=spec.interval, what="the health gate", clock=clock, heartbeat=heartbeat
+        )
     except WaitTimeoutError as exc:
         raise fail("timed out after %ss: %s" % (spec.timeout, exc.seen), exc.seen or "timeout") from exc
     return result(True, "%d pods answered %d times in a row" % (len(records), spec.consecutive))

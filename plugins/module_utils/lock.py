@@ -138,8 +138,11 @@ class LeaseLock:
         spec = lease.get("spec") or {}
         expiry = lease_expiry(lease)
         return cls(
-            self.namespace, self.name, spec.get("holderIdentity") or "nobody",
-            isoformat(expiry) if expiry else None, spec.get("acquireTime"),
+            self.namespace,
+            self.name,
+            spec.get("holderIdentity") or "nobody",
+            isoformat(expiry) if expiry else None,
+            spec.get("acquireTime"),
         )
 
     def read(self) -> Optional[Dict[str, Any]]:
@@ -205,22 +208,39 @@ class LeaseLock:
                     raise self._held_error(lease)
             patch: Dict[str, Any] = {"spec": self._spec_for_us(stamp, lease)}
             if takeover:
-                patch["metadata"] = {"annotations": {TAKEOVER_ANNOTATION: "%s from %s at %s (expired %s)" % (
-                    takeover, current, stamp, isoformat(expiry) if expiry else "never")}}
+                patch["metadata"] = {
+                    "annotations": {
+                        TAKEOVER_ANNOTATION: "%s from %s at %s (expired %s)"
+                        % (takeover, current, stamp, isoformat(expiry) if expiry else "never")
+                    }
+                }
             try:
-                patched = self.client.patch("Lease", self.namespace, self.name, patch,
-                                            resource_version=lease["metadata"].get("resourceVersion"))
+                patched = self.client.patch(
+                    "Lease", self.namespace, self.name, patch, resource_version=lease["metadata"].get("resourceVersion")
+                )
             except ConflictError:
                 continue
-            return self._took(patched, now, reentered=current == self.holder,
-                              taken_from=current if takeover else None, takeover=takeover)
+            return self._took(
+                patched,
+                now,
+                reentered=current == self.holder,
+                taken_from=current if takeover else None,
+                takeover=takeover,
+            )
         raise ConflictError(
-            "release lock kept changing while acquiring it", kind="Lease", namespace=self.namespace, name=self.name,
-            status=409, expected="a stable lease for one read-write cycle", seen="%d conflicts" % ATTEMPTS,
+            "release lock kept changing while acquiring it",
+            kind="Lease",
+            namespace=self.namespace,
+            name=self.name,
+            status=409,
+            expected="a stable lease for one read-write cycle",
+            seen="%d conflicts" % ATTEMPTS,
             hint="Another run is acquiring it at the same time; retry",
         )
 
-    def _took(self, lease: Dict[str, Any], now: datetime.datetime, created_new: bool = False, **kwargs: Any) -> LockInfo:
+    def _took(
+        self, lease: Dict[str, Any], now: datetime.datetime, created_new: bool = False, **kwargs: Any
+    ) -> LockInfo:
         self.resource_version = lease["metadata"].get("resourceVersion")
         expiry = now + datetime.timedelta(seconds=self.ttl)
         return LockInfo(self.holder, self.resource_version or "", isoformat(expiry), created=created_new, **kwargs)
@@ -236,8 +256,9 @@ class LeaseLock:
                 version = lease["metadata"].get("resourceVersion")
             stamp = isoformat(self._now())
             try:
-                patched = self.client.patch("Lease", self.namespace, self.name, {"spec": {"renewTime": stamp}},
-                                            resource_version=version)
+                patched = self.client.patch(
+                    "Lease", self.namespace, self.name, {"spec": {"renewTime": stamp}}, resource_version=version
+                )
             except ConflictError:
                 self.resource_version = None  # re-read and check we still hold it
                 continue
@@ -247,8 +268,13 @@ class LeaseLock:
 
     def _lost(self, lease: Optional[Dict[str, Any]]) -> LockLostError:
         if lease is None:
-            return LockLostError(self.namespace, self.name, "nobody (the lease was deleted)", None,
-                                 hint="Another actor removed the release lock; stop and inspect the release state")
+            return LockLostError(
+                self.namespace,
+                self.name,
+                "nobody (the lease was deleted)",
+                None,
+                hint="Another actor removed the release lock; stop and inspect the release state",
+            )
         error = self._held_error(lease, LockLostError)
         error.hint = "Another run took over the release lock; this run must stop"
         return error
@@ -261,9 +287,13 @@ class LeaseLock:
                 self.resource_version = None
                 return False
             try:
-                self.client.patch("Lease", self.namespace, self.name,
-                                  {"spec": {"holderIdentity": None, "renewTime": isoformat(self._now())}},
-                                  resource_version=lease["metadata"].get("resourceVersion"))
+                self.client.patch(
+                    "Lease",
+                    self.namespace,
+                    self.name,
+                    {"spec": {"holderIdentity": None, "renewTime": isoformat(self._now())}},
+                    resource_version=lease["metadata"].get("resourceVersion"),
+                )
             except ConflictError:
                 continue
             self.resource_version = None

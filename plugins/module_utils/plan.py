@@ -87,8 +87,9 @@ class Plan:
         note: Optional[str] = None,
     ) -> Optional[PlanStep]:
         """Add a step for the fields whose desired value differs from ``current``; None if none differ."""
-        changes = [FieldChange(path, current.get(path), value) for path, value in fields.items()
-                   if current.get(path) != value]
+        changes = [
+            FieldChange(path, current.get(path), value) for path, value in fields.items() if current.get(path) != value
+        ]
         if not changes:
             return None
         return self.add(PlanStep(action, kind, name, namespace=namespace, changes=changes, note=note))

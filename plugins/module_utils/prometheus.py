@@ -38,14 +38,15 @@ DURATION_BUCKET_METRIC = "http_request_duration_seconds_bucket"
 
 BUILTIN_QUERIES: Dict[str, str] = {
     "error_ratio": (
-        'sum(rate(' + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}",'
+        "sum(rate(" + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}",'
         'status_code=~"5.."}[{{ window }}]))'
-        ' / '
-        'sum(rate(' + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}'
-        '[{{ window }}]))'
+        " / "
+        "sum(rate(" + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}'
+        "[{{ window }}]))"
     ),
     "latency_quantile": (
-        'histogram_quantile({{ quantile }}, sum by (le) (rate(' + DURATION_BUCKET_METRIC
+        "histogram_quantile({{ quantile }}, sum by (le) (rate("
+        + DURATION_BUCKET_METRIC
         + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}[{{ window }}])))'
     ),
 }
@@ -81,7 +82,8 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
             key = match.group(1)
             if key not in variables or variables[key] is None:
                 raise InvalidArgumentError(
-                    option, "placeholders among %s" % ", ".join(sorted(k for k, v in variables.items() if v is not None)),
+                    option,
+                    "placeholders among %s" % ", ".join(sorted(k for k, v in variables.items() if v is not None)),
                     "{{ %s }}" % key,
                 )
             value = variables[key]
@@ -89,8 +91,10 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
             if quote is None:
                 if not BARE_TOKEN.match(text):
                     raise InvalidArgumentError(
-                        option, "a plain token (letters, digits, '_', '.', ':') for {{ %s }} outside quotes" % key,
-                        text, hint="Put the placeholder inside a quoted label value",
+                        option,
+                        "a plain token (letters, digits, '_', '.', ':') for {{ %s }} outside quotes" % key,
+                        text,
+                        hint="Put the placeholder inside a quoted label value",
                     )
                 out.append(text)
             else:
@@ -102,10 +106,10 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
             continue
         char = template[i]
         if quote is None:
-            if char in ("\"", "'", "`"):
+            if char in ('"', "'", "`"):
                 quote = char
         elif char == "\\" and quote != "`" and i + 1 < len(template):
-            out.append(template[i:i + 2])
+            out.append(template[i : i + 2])
             i += 2
             continue
         elif char == quote:
@@ -156,8 +160,9 @@ HttpGet = Callable[[str, Dict[str, str], float, bool], HttpResponse]
 def urllib_get(url: str, headers: Dict[str, str], timeout: float, validate_certs: bool) -> HttpResponse:
     """GET with ansible's ``open_url``; non-2xx answers are returned, not raised."""
     try:
-        response = open_url(url, method="GET", headers=headers, timeout=timeout, validate_certs=validate_certs,
-                            follow_redirects="safe")
+        response = open_url(
+            url, method="GET", headers=headers, timeout=timeout, validate_certs=validate_certs, follow_redirects="safe"
+        )
         return HttpResponse(response.getcode() or 200, response.read())
     except HTTPError as exc:
         body = exc.read() if exc.fp is not None else b""
@@ -219,19 +224,24 @@ class PrometheusClient:
             response = self.http_get(url, headers, self.timeout, self.validate_certs)
         except HttpUnreachable as exc:
             raise PrometheusUnreachableError(
-                "Prometheus did not answer", expected="an answer from %s" % self.url, seen=str(exc),
+                "Prometheus did not answer",
+                expected="an answer from %s" % self.url,
+                seen=str(exc),
                 hint="Check the Prometheus URL and that it is reachable from where the playbook runs",
                 data={"url": self.url},
             ) from exc
         payload = _decode(response)
         if payload is None or response.status >= 500 and payload.get("errorType") not in ("execution", "bad_data"):
             raise PrometheusUnreachableError(
-                "Prometheus answered HTTP %s" % response.status, expected="a JSON answer from /api/v1/query",
-                seen=_snippet(response.body), data={"url": self.url, "status": response.status},
+                "Prometheus answered HTTP %s" % response.status,
+                expected="a JSON answer from /api/v1/query",
+                seen=_snippet(response.body),
+                data={"url": self.url, "status": response.status},
             )
         if payload.get("status") != "success":
             raise PrometheusQueryError(
-                "Prometheus rejected the query", expected="a valid PromQL query",
+                "Prometheus rejected the query",
+                expected="a valid PromQL query",
                 seen="%s: %s" % (payload.get("errorType"), payload.get("error")),
                 hint="Fix the query or its template variables",
                 data={"query": promql, "status": response.status},
@@ -271,13 +281,17 @@ def _reduce(data: Dict[str, Any], promql: str) -> QueryResult:
         if len(series) > 1:
             labels = [s.get("metric") for s in series[:3]]
             raise PrometheusQueryError(
-                "query returned %d series" % len(series), expected="one series (aggregate with sum/max)",
-                seen=json.dumps(labels), data={"query": promql},
+                "query returned %d series" % len(series),
+                expected="one series (aggregate with sum/max)",
+                seen=json.dumps(labels),
+                data={"query": promql},
             )
         return QueryResult(_number(series[0].get("value")), result_type, 1, series)
     raise PrometheusQueryError(
         "query returned a %s" % (result_type or "result of unknown type"),
-        expected="an instant vector or scalar", seen=result_type, data={"query": promql},
+        expected="an instant vector or scalar",
+        seen=result_type,
+        data={"query": promql},
     )
 
 

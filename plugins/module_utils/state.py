@@ -106,8 +106,8 @@ def begin_run(
     if in_flight and not resume:
         raise InvalidStateError(
             "run %s is recorded as in flight at phase %s" % (in_flight.get("id"), state["phase"]),
-            expected="no run in flight", seen="run %s (%s) by %s" % (
-                in_flight.get("id"), in_flight.get("action"), in_flight.get("holder")),
+            expected="no run in flight",
+            seen="run %s (%s) by %s" % (in_flight.get("id"), in_flight.get("action"), in_flight.get("holder")),
             hint="Resume it, roll it back or abort it before starting a new one",
             data={"run": in_flight, "phase": state["phase"]},
         )
@@ -234,18 +234,27 @@ def finish_run(
 
 def validate_state(state: Any, where: str) -> Dict[str, Any]:
     if not isinstance(state, dict):
-        raise InvalidStateError("release state is not a JSON object", seen=type(state).__name__, kind="ConfigMap",
-                                name=where)
+        raise InvalidStateError(
+            "release state is not a JSON object", seen=type(state).__name__, kind="ConfigMap", name=where
+        )
     schema = state.get("schema")
     if not isinstance(schema, int) or schema > SCHEMA_VERSION:
         raise InvalidStateError(
-            "release state schema %r is not supported" % schema, kind="ConfigMap", name=where,
-            expected="schema <= %d" % SCHEMA_VERSION, seen=repr(schema),
+            "release state schema %r is not supported" % schema,
+            kind="ConfigMap",
+            name=where,
+            expected="schema <= %d" % SCHEMA_VERSION,
+            seen=repr(schema),
             hint="A newer version of userservice.deploy wrote it; upgrade the collection",
         )
     if state.get("phase") not in PHASES:
-        raise InvalidStateError("unknown phase in release state", kind="ConfigMap", name=where,
-                                expected=", ".join(PHASES), seen=repr(state.get("phase")))
+        raise InvalidStateError(
+            "unknown phase in release state",
+            kind="ConfigMap",
+            name=where,
+            expected=", ".join(PHASES),
+            seen=repr(state.get("phase")),
+        )
     merged = new_state(state.get("app") or "")
     merged.update(state)
     return merged
@@ -268,13 +277,23 @@ class StateStore:
         raw = (config_map.get("data") or {}).get(DATA_KEY)
         where = "%s/%s" % (self.namespace, self.name)
         if raw is None:
-            raise InvalidStateError("ConfigMap has no %s key" % DATA_KEY, kind="ConfigMap", namespace=self.namespace,
-                                    name=self.name, hint="Delete it if it is not a release record")
+            raise InvalidStateError(
+                "ConfigMap has no %s key" % DATA_KEY,
+                kind="ConfigMap",
+                namespace=self.namespace,
+                name=self.name,
+                hint="Delete it if it is not a release record",
+            )
         try:
             state = json.loads(raw)
         except ValueError as exc:
-            raise InvalidStateError("%s is not valid JSON" % DATA_KEY, kind="ConfigMap", namespace=self.namespace,
-                                    name=self.name, seen=str(exc)) from exc
+            raise InvalidStateError(
+                "%s is not valid JSON" % DATA_KEY,
+                kind="ConfigMap",
+                namespace=self.namespace,
+                name=self.name,
+                seen=str(exc),
+            ) from exc
         return validate_state(state, where), config_map["metadata"].get("resourceVersion")
 
     def _body(self, state: Dict[str, Any]) -> Dict[str, Any]:
@@ -304,7 +323,10 @@ class StateStore:
     def write(self, state: Dict[str, Any], resource_version: str) -> str:
         """Replace the record if it is still at ``resource_version`` (ConflictError otherwise)."""
         patched = self.client.patch(
-            "ConfigMap", self.namespace, self.name, {"data": {DATA_KEY: encode(state)}},
+            "ConfigMap",
+            self.namespace,
+            self.name,
+            {"data": {DATA_KEY: encode(state)}},
             resource_version=resource_version,
         )
         return patched["metadata"].get("resourceVersion")
@@ -320,8 +342,12 @@ class StateStore:
         state, current_version = self.read_or_initialise()
         if resource_version is not None and current_version != resource_version:
             raise ConflictError(
-                "release state changed since it was read", kind="ConfigMap", namespace=self.namespace,
-                name=self.name, status=409, expected="resourceVersion %s" % resource_version,
+                "release state changed since it was read",
+                kind="ConfigMap",
+                namespace=self.namespace,
+                name=self.name,
+                status=409,
+                expected="resourceVersion %s" % resource_version,
                 seen="resourceVersion %s" % current_version,
                 hint="Another run wrote the record; check the release lock",
             )

@@ -261,8 +261,11 @@ def wait_for_rollout(
         if deadline:
             raise RolloutFailedError(
                 "rollout exceeded its progress deadline",
-                kind="Deployment", namespace=namespace, name=name,
-                expected="a complete rollout", seen=deadline,
+                kind="Deployment",
+                namespace=namespace,
+                name=name,
+                expected="a complete rollout",
+                seen=deadline,
                 hint="Inspect the new pods (kubectl describe) and fix the image or configuration",
                 data={"condition": "ProgressDeadlineExceeded"},
             )
@@ -273,16 +276,25 @@ def wait_for_rollout(
         if stuck:
             raise RolloutFailedError(
                 "new pods cannot start",
-                kind="Deployment", namespace=namespace, name=name,
-                expected="a complete rollout", seen=stuck,
+                kind="Deployment",
+                namespace=namespace,
+                name=name,
+                expected="a complete rollout",
+                seen=stuck,
                 hint="Fix the image reference, registry credentials or the crash; the release did not move traffic",
                 data={"pods": stuck},
             )
         return False, detail
 
     try:
-        return poll(step, timeout=timeout, interval=interval, what="Deployment %s/%s rollout" % (namespace, name),
-                    clock=clock, heartbeat=heartbeat)
+        return poll(
+            step,
+            timeout=timeout,
+            interval=interval,
+            what="Deployment %s/%s rollout" % (namespace, name),
+            clock=clock,
+            heartbeat=heartbeat,
+        )
     except WaitTimeoutError as exc:
         exc.kind, exc.namespace, exc.name = "Deployment", namespace, name
         exc.hint = "Raise the wait timeout or look at why the pods are not becoming available"

@@ -95,8 +95,15 @@ class FakeKube:
             raise ConflictError("already exists", status=409, kind=kind, namespace=namespace, name=name)
         return copy.deepcopy(self.put(kind, namespace, body))
 
-    def patch(self, kind: str, namespace: str, name: str, patch: Any, patch_type: str = "merge",
-              resource_version: Optional[str] = None) -> Dict[str, Any]:
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Any,
+        patch_type: str = "merge",
+        resource_version: Optional[str] = None,
+    ) -> Dict[str, Any]:
         self.calls.append(("patch", kind, name))
         if self.before_write:
             self.before_write("patch", kind, name)
@@ -115,19 +122,22 @@ class FakeKube:
 
     def list_pods(self, namespace: str, selector: Dict[str, str]) -> List[Dict[str, Any]]:
         self.calls.append(("list", "Pod", json.dumps(selector, sort_keys=True)))
-        return [p for p in self.pods if all((p["metadata"].get("labels") or {}).get(k) == v
-                                            for k, v in selector.items())]
+        return [
+            p for p in self.pods if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
 
     def list_replica_sets(self, namespace: str, selector: Dict[str, str]) -> List[Dict[str, Any]]:
         return list(self.replica_sets)
 
-    def pod_proxy_get(self, namespace: str, pod: str, port: Any, path: str, timeout: float,
-                      scheme: str = "http") -> ProxyResponse:
+    def pod_proxy_get(
+        self, namespace: str, pod: str, port: Any, path: str, timeout: float, scheme: str = "http"
+    ) -> ProxyResponse:
         self.calls.append(("proxy", pod, str(port), path))
         return self.proxy(namespace, pod, port, path, timeout)
 
-    def service_proxy_get(self, namespace: str, service: str, port: Any, path: str, timeout: float,
-                          scheme: str = "http") -> ProxyResponse:
+    def service_proxy_get(
+        self, namespace: str, service: str, port: Any, path: str, timeout: float, scheme: str = "http"
+    ) -> ProxyResponse:
         self.calls.append(("service-proxy", service, str(port), path))
         return self.proxy(namespace, service, port, path, timeout)
 
@@ -152,5 +162,7 @@ class FakeHttp:
 
 
 def prom_vector(*values: Any) -> Dict[str, Any]:
-    return {"status": "success", "data": {"resultType": "vector",
-                                          "result": [{"metric": {}, "value": [1.0, str(v)]} for v in values]}}
+    return {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, str(v)]} for v in values]},
+    }

@@ -34,19 +34,31 @@ NAN = prom_vector("NaN")
 
 
 def prom_check(**overrides: Any) -> Dict[str, Any]:
-    params = {"name": "errors", "type": "prometheus", "metric": "error_ratio", "max": 0.05, "interval": 10,
-              "samples": 3}
+    params = {
+        "name": "errors",
+        "type": "prometheus",
+        "metric": "error_ratio",
+        "max": 0.05,
+        "interval": 10,
+        "samples": 3,
+    }
     params.update(overrides)
     return params
 
 
-def run(checks: List[Dict[str, Any]], answers: List[Any], clock: FakeClock, kube: Optional[FakeKube] = None,
-        **kwargs: Any) -> Dict[str, Any]:
+def run(
+    checks: List[Dict[str, Any]], answers: List[Any], clock: FakeClock, kube: Optional[FakeKube] = None, **kwargs: Any
+) -> Dict[str, Any]:
     http = FakeHttp(answers)
     context = AnalysisContext(
-        namespace="user-service-prod", app="user-service", version="1.4.2", slot="green",
+        namespace="user-service-prod",
+        app="user-service",
+        version="1.4.2",
+        slot="green",
         prometheus=AnalysisContext.prometheus_from_params({"url": "http://prom:9090"}, http_get=http),
-        kube=kube, http_get=http, clock=clock,
+        kube=kube,
+        http_get=http,
+        clock=clock,
     )
     return run_analysis(parse_checks(checks), context, **kwargs)
 
@@ -65,7 +77,10 @@ class TestPrometheusVerdicts:
         assert check["bound"] == {"max": 0.05}
         assert 'version="1.4.2"' in check["query"] and "{{" not in check["query"]
         assert [s["time"] for s in check["samples"]] == [
-            "2026-01-02T03:04:05.000000Z", "2026-01-02T03:04:15.000000Z", "2026-01-02T03:04:25.000000Z"]
+            "2026-01-02T03:04:05.000000Z",
+            "2026-01-02T03:04:15.000000Z",
+            "2026-01-02T03:04:25.000000Z",
+        ]
 
     def test_first_breach_fails_with_default_failure_limit(self, clock: FakeClock) -> None:
         result = run([prom_check()], [(200, prom_vector(0.01)), (200, prom_vector(0.2))], clock)
@@ -85,8 +100,9 @@ class TestPrometheusVerdicts:
         assert result["checks"][0]["failures"] == 2
 
     def test_min_bound(self, clock: FakeClock) -> None:
-        result = run([prom_check(max=None, min=10.0, query="sum(rate(x[1m]))", metric=None)],
-                     [(200, prom_vector(3))], clock)
+        result = run(
+            [prom_check(max=None, min=10.0, query="sum(rate(x[1m]))", metric=None)], [(200, prom_vector(3))], clock
+        )
         assert result["verdict"] == "fail" and "3 < min 10" in result["checks"][0]["reason"]
 
     @pytest.mark.parametrize("answer", [NO_DATA, NAN], ids=["empty", "nan"])
@@ -104,8 +120,11 @@ class TestPrometheusVerdicts:
         assert all(s["ok"] is True and s["no_data"] for s in result["checks"][0]["samples"])
 
     def test_no_data_inconclusive_policy(self, clock: FakeClock) -> None:
-        result = run([prom_check(on_no_data="inconclusive")],
-                     [(200, prom_vector(0.0)), (200, NO_DATA), (200, prom_vector(0.0))], clock)
+        result = run(
+            [prom_check(on_no_data="inconclusive")],
+            [(200, prom_vector(0.0)), (200, NO_DATA), (200, prom_vector(0.0))],
+            clock,
+        )
         check = result["checks"][0]
         assert check["verdict"] == result["verdict"] == "inconclusive"
         assert check["failures"] == 0
@@ -118,8 +137,11 @@ class TestPrometheusVerdicts:
 
     def test_consecutive_success_passes_early(self, clock: FakeClock) -> None:
         good = (200, prom_vector(0.0))
-        result = run([prom_check(samples=10, consecutive_success=2, failure_limit=3)],
-                     [(200, prom_vector(0.5)), good, good], clock)
+        result = run(
+            [prom_check(samples=10, consecutive_success=2, failure_limit=3)],
+            [(200, prom_vector(0.5)), good, good],
+            clock,
+        )
         check = result["checks"][0]
         assert check["verdict"] == "pass" and len(check["samples"]) == 3
         assert "2 consecutive" in check["reason"]
@@ -137,8 +159,11 @@ class TestPrometheusVerdicts:
         assert "unexpected end of input" in check["reason"]
 
     def test_unreachable_counts_as_failed_sample(self, clock: FakeClock) -> None:
-        result = run([prom_check(failure_limit=1)],
-                     [HttpUnreachable("refused"), (200, prom_vector(0.0)), (200, prom_vector(0.0))], clock)
+        result = run(
+            [prom_check(failure_limit=1)],
+            [HttpUnreachable("refused"), (200, prom_vector(0.0)), (200, prom_vector(0.0))],
+            clock,
+        )
         check = result["checks"][0]
         assert check["verdict"] == "pass" and check["failures"] == 1
         assert "refused" in check["samples"][0]["error"]
@@ -150,16 +175,23 @@ class TestPrometheusVerdicts:
 
 class TestSeveralChecks:
     def test_failure_stops_the_others_as_inconclusive(self, clock: FakeClock) -> None:
-        checks = [prom_check(name="slow", interval=100, samples=5),
-                  prom_check(name="fast", interval=1, samples=5, query="errs", metric=None)]
+        checks = [
+            prom_check(name="slow", interval=100, samples=5),
+            prom_check(name="fast", interval=1, samples=5, query="errs", metric=None),
+        ]
 
         def answer(url: str, headers: Dict[str, str], timeout: float, validate: bool) -> Any:
             fast = "query=errs" in url
             value = 0.9 if fast and clock.elapsed >= 2 else 0.0
             return FakeHttp([(200, prom_vector(value))])(url, headers, timeout, validate)
 
-        context = AnalysisContext(namespace="ns", app="a", version="v", clock=clock,
-                                  prometheus=AnalysisContext.prometheus_from_params({}, http_get=answer))
+        context = AnalysisContext(
+            namespace="ns",
+            app="a",
+            version="v",
+            clock=clock,
+            prometheus=AnalysisContext.prometheus_from_params({}, http_get=answer),
+        )
         result = run_analysis(parse_checks(checks), context)
         by_name = {c["check"]: c for c in result["checks"]}
         assert by_name["fast"]["verdict"] == "fail"
@@ -169,10 +201,14 @@ class TestSeveralChecks:
 
     def test_heartbeat_called_during_long_intervals(self, clock: FakeClock) -> None:
         beats: List[float] = []
-        context = AnalysisContext(namespace="ns", app="a", version="v", clock=clock,
-                                  heartbeat=lambda: beats.append(clock.monotonic()),
-                                  prometheus=AnalysisContext.prometheus_from_params(
-                                      {}, http_get=FakeHttp([(200, prom_vector(0))])))
+        context = AnalysisContext(
+            namespace="ns",
+            app="a",
+            version="v",
+            clock=clock,
+            heartbeat=lambda: beats.append(clock.monotonic()),
+            prometheus=AnalysisContext.prometheus_from_params({}, http_get=FakeHttp([(200, prom_vector(0))])),
+        )
         run_analysis(parse_checks([prom_check(interval=60, samples=2)]), context)
         assert len(beats) >= 12  # every 5 s while waiting 60 s
 
@@ -189,8 +225,15 @@ class TestSeveralChecks:
 
 class TestHttpChecks:
     def test_url_with_json_condition(self, clock: FakeClock) -> None:
-        check = {"name": "version", "type": "http", "url": "http://127.0.0.1:8080/api/version", "json_path": "version",
-                 "value": "1.4.2", "interval": 1, "samples": 2}
+        check = {
+            "name": "version",
+            "type": "http",
+            "url": "http://127.0.0.1:8080/api/version",
+            "json_path": "version",
+            "value": "1.4.2",
+            "interval": 1,
+            "samples": 2,
+        }
         result = run([check], [(200, {"version": "1.4.2"})], clock)
         assert result["verdict"] == "pass"
         assert values(result) == ["1.4.2", "1.4.2"]
@@ -198,8 +241,14 @@ class TestHttpChecks:
 
     def test_service_proxy_status_failure(self, clock: FakeClock, kube: FakeKube) -> None:
         kube.proxy = lambda *a: ProxyResponse(500, b"boom")
-        check = {"name": "smoke", "type": "http", "service": "user-service-preview", "port": "http",
-                 "path": "/api/users", "interval": 1}
+        check = {
+            "name": "smoke",
+            "type": "http",
+            "service": "user-service-preview",
+            "port": "http",
+            "path": "/api/users",
+            "interval": 1,
+        }
         result = run([check], [(200, {})], clock, kube=kube)
         assert result["verdict"] == "fail"
         assert ("service-proxy", "user-service-preview", "http", "/api/users") in kube.calls
@@ -207,20 +256,44 @@ class TestHttpChecks:
 
     def test_pod_proxy_numeric_bound_on_json_field(self, clock: FakeClock, kube: FakeKube) -> None:
         kube.proxy = lambda *a: ProxyResponse(200, json.dumps({"latency": {"p99": 0.7}}).encode())
-        check = {"name": "lat", "type": "http", "pod": "p-1", "port": "3000", "path": "/stats",
-                 "json_path": "latency.p99", "max": 0.5, "interval": 1}
+        check = {
+            "name": "lat",
+            "type": "http",
+            "pod": "p-1",
+            "port": "3000",
+            "path": "/stats",
+            "json_path": "latency.p99",
+            "max": 0.5,
+            "interval": 1,
+        }
         result = run([check], [(200, {})], clock, kube=kube)
         assert result["verdict"] == "fail" and "0.7 > max 0.5" in result["checks"][0]["reason"]
 
     def test_missing_json_field_is_no_data(self, clock: FakeClock) -> None:
-        check = {"name": "v", "type": "http", "url": "http://x/", "json_path": "version", "value": "1",
-                 "on_no_data": "inconclusive", "interval": 1, "samples": 2}
+        check = {
+            "name": "v",
+            "type": "http",
+            "url": "http://x/",
+            "json_path": "version",
+            "value": "1",
+            "on_no_data": "inconclusive",
+            "interval": 1,
+            "samples": 2,
+        }
         result = run([check], [(200, {"other": 1})], clock)
         assert result["verdict"] == "inconclusive"
 
     def test_in_condition(self, clock: FakeClock) -> None:
-        check = {"name": "v", "type": "http", "url": "http://x/", "json_path": "status", "condition": "in",
-                 "value": ["ok", "degraded"], "interval": 1, "samples": 1}
+        check = {
+            "name": "v",
+            "type": "http",
+            "url": "http://x/",
+            "json_path": "status",
+            "condition": "in",
+            "value": ["ok", "degraded"],
+            "interval": 1,
+            "samples": 1,
+        }
         assert run([check], [(200, {"status": "degraded"})], clock)["verdict"] == "pass"
 
 
@@ -245,8 +318,10 @@ class TestArguments:
             ({"name": "h", "type": "http", "service": "s"}, "analysis.checks[0].port"),
             ({"name": "h", "type": "http", "url": "http://x", "max": 1.0}, "analysis.checks[0].json_path"),
             ({"name": "h", "type": "http", "url": "http://x", "json_path": "a"}, "analysis.checks[0].value"),
-            ({"name": "h", "type": "http", "url": "http://x", "expected_status": [700]},
-             "analysis.checks[0].expected_status"),
+            (
+                {"name": "h", "type": "http", "url": "http://x", "expected_status": [700]},
+                "analysis.checks[0].expected_status",
+            ),
         ],
     )
     def test_bad_check_names_the_option(self, params: Dict[str, Any], option: str) -> None:
@@ -273,8 +348,14 @@ class TestArguments:
 
     def test_user_variable_in_query(self, clock: FakeClock) -> None:
         http = FakeHttp([(200, prom_vector(0.0))])
-        context = AnalysisContext(namespace="ns", app="a", version="v", variables={"route": "/api/users"},
-                                  clock=clock, prometheus=AnalysisContext.prometheus_from_params({}, http_get=http))
+        context = AnalysisContext(
+            namespace="ns",
+            app="a",
+            version="v",
+            variables={"route": "/api/users"},
+            clock=clock,
+            prometheus=AnalysisContext.prometheus_from_params({}, http_get=http),
+        )
         check = prom_check(metric=None, query='sum(rate(x{route="{{ route }}"}[1m]))', samples=1)
         result = run_analysis(parse_checks([check]), context)
         assert result["checks"][0]["query"] == 'sum(rate(x{route="/api/users"}[1m]))'

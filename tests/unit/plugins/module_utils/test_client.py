@@ -34,10 +34,18 @@ class FakeTransport:
         self.answers = list(answers)
         self.requests: List[Dict[str, Any]] = []
 
-    def request(self, method: str, path: str, query: Optional[Dict[str, Any]] = None, body: Any = None,
-                content_type: Optional[str] = None, timeout: float = 30) -> Response:
-        self.requests.append(dict(method=method, path=path, query=query, body=body, content_type=content_type,
-                                  timeout=timeout))
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Optional[Dict[str, Any]] = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+        timeout: float = 30,
+    ) -> Response:
+        self.requests.append(
+            dict(method=method, path=path, query=query, body=body, content_type=content_type, timeout=timeout)
+        )
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
 
@@ -46,8 +54,19 @@ def ok(obj: Any, status: int = 200) -> Response:
 
 
 def status(code: int, reason: str, message: str) -> Response:
-    return Response(code, json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                      "reason": reason, "message": message, "code": code}).encode())
+    return Response(
+        code,
+        json.dumps(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": reason,
+                "message": message,
+                "code": code,
+            }
+        ).encode(),
+    )
 
 
 NS = "user-service-dev"
@@ -57,7 +76,9 @@ class TestRequests:
     def test_read_path(self) -> None:
         transport = FakeTransport(ok({"metadata": {"name": "user-service-green"}}))
         KubeClient(transport).read_deployment(NS, "user-service-green")
-        assert transport.requests[0]["path"] == "/apis/apps/v1/namespaces/user-service-dev/deployments/user-service-green"
+        assert (
+            transport.requests[0]["path"] == "/apis/apps/v1/namespaces/user-service-dev/deployments/user-service-green"
+        )
         assert transport.requests[0]["method"] == "GET"
 
     def test_lease_and_config_map_paths(self) -> None:
@@ -65,14 +86,18 @@ class TestRequests:
         kube = KubeClient(transport)
         kube.read_lease(NS, "user-service-release")
         kube.create_config_map(NS, {"metadata": {"name": "x"}})
-        assert transport.requests[0]["path"] == "/apis/coordination.k8s.io/v1/namespaces/user-service-dev/leases/user-service-release"
+        assert (
+            transport.requests[0]["path"]
+            == "/apis/coordination.k8s.io/v1/namespaces/user-service-dev/leases/user-service-release"
+        )
         assert transport.requests[1]["path"] == "/api/v1/namespaces/user-service-dev/configmaps"
         assert transport.requests[1]["method"] == "POST"
 
     def test_patch_with_resource_version_and_content_type(self) -> None:
         transport = FakeTransport(ok({"metadata": {"resourceVersion": "8"}}))
-        KubeClient(transport).patch_service(NS, "user-service", {"spec": {"selector": {"slot": "green"}}},
-                                            resource_version="7")
+        KubeClient(transport).patch_service(
+            NS, "user-service", {"spec": {"selector": {"slot": "green"}}}, resource_version="7"
+        )
         request = transport.requests[0]
         assert request["content_type"] == "application/merge-patch+json"
         assert request["body"]["metadata"]["resourceVersion"] == "7"
@@ -81,8 +106,14 @@ class TestRequests:
 
     def test_json_patch_guard_is_a_test_op(self) -> None:
         transport = FakeTransport(ok({}))
-        KubeClient(transport).patch("Deployment", NS, "d", [{"op": "replace", "path": "/spec/replicas", "value": 0}],
-                                    patch_type="json", resource_version="5")
+        KubeClient(transport).patch(
+            "Deployment",
+            NS,
+            "d",
+            [{"op": "replace", "path": "/spec/replicas", "value": 0}],
+            patch_type="json",
+            resource_version="5",
+        )
         body = transport.requests[0]["body"]
         assert body[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "5"}
         assert transport.requests[0]["content_type"] == "application/json-patch+json"
@@ -163,15 +194,19 @@ class TestProxy:
         transport = FakeTransport(Response(503, b'{"status":"starting"}'))
         answer = KubeClient(transport).pod_proxy_get(NS, "pod-1", 3000, "/api/health/status", timeout=2)
         assert answer.status == 503 and answer.json() == {"status": "starting"}
-        assert transport.requests[0]["path"] == \
-            "/api/v1/namespaces/user-service-dev/pods/pod-1:3000/proxy/api/health/status"
+        assert (
+            transport.requests[0]["path"]
+            == "/api/v1/namespaces/user-service-dev/pods/pod-1:3000/proxy/api/health/status"
+        )
         assert transport.requests[0]["timeout"] == 2
 
     def test_service_proxy_with_scheme_and_query(self) -> None:
         transport = FakeTransport(Response(200, b"ok"))
         KubeClient(transport).service_proxy_get(NS, "user-service", "https", "/api/users?limit=1", 3, "https")
-        assert transport.requests[0]["path"] == \
-            "/api/v1/namespaces/user-service-dev/services/https:user-service:https/proxy/api/users?limit=1"
+        assert (
+            transport.requests[0]["path"]
+            == "/api/v1/namespaces/user-service-dev/services/https:user-service:https/proxy/api/users?limit=1"
+        )
 
     def test_api_server_refusal_of_proxy_is_forbidden(self) -> None:
         kube = KubeClient(FakeTransport(status(403, "Forbidden", 'cannot get resource "pods/proxy"')))
@@ -189,16 +224,25 @@ KUBECONFIG = {
     "kind": "Config",
     "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443", "insecure-skip-tls-verify": True}}],
     "users": [{"name": "u", "user": {"token": "from-kubeconfig"}}],
-    "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}},
-                 {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "x"}}],
+    "contexts": [
+        {"name": "ctx", "context": {"cluster": "c", "user": "u"}},
+        {"name": "other", "context": {"cluster": "c", "user": "u", "namespace": "x"}},
+    ],
     "current-context": "ctx",
 }
 
 
 class TestConfiguration:
     def test_kubeconfig_dict_with_overrides(self) -> None:
-        config = build_configuration({"kubeconfig": KUBECONFIG, "context": "other", "api_key": "override",
-                                      "validate_certs": False, "proxy": "http://proxy:3128"})
+        config = build_configuration(
+            {
+                "kubeconfig": KUBECONFIG,
+                "context": "other",
+                "api_key": "override",
+                "validate_certs": False,
+                "proxy": "http://proxy:3128",
+            }
+        )
         assert config.host == "https://10.0.0.1:6443"
         assert config.api_key["authorization"] == "Bearer override"
         assert config.verify_ssl is False
@@ -211,8 +255,7 @@ class TestConfiguration:
 
     def test_transport_headers_include_token_and_impersonation(self) -> None:
         api_client = client_mod.build_api_client({"kubeconfig": KUBECONFIG})
-        transport = ApiClientTransport(api_client, {"impersonate_user": "deployer",
-                                                    "impersonate_groups": ["a", "b"]})
+        transport = ApiClientTransport(api_client, {"impersonate_user": "deployer", "impersonate_groups": ["a", "b"]})
         headers = transport._headers("application/json")
         assert headers["authorization"] == "Bearer from-kubeconfig"
         assert headers["Impersonate-User"] == "deployer"

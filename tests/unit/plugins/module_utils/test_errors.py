@@ -12,10 +12,18 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
 
 
 def test_message_names_object_expected_seen_and_fix() -> None:
-    error = ReleaseError("health gate failed", kind="Deployment", namespace="ns", name="app-green",
-                         expected="3 answers in a row", seen="HTTP 500", hint="Check the pod logs")
-    assert str(error) == ("Deployment ns/app-green: health gate failed; expected 3 answers in a row; saw HTTP 500. "
-                          "Check the pod logs.")
+    error = ReleaseError(
+        "health gate failed",
+        kind="Deployment",
+        namespace="ns",
+        name="app-green",
+        expected="3 answers in a row",
+        seen="HTTP 500",
+        hint="Check the pod logs",
+    )
+    assert str(error) == (
+        "Deployment ns/app-green: health gate failed; expected 3 answers in a row; saw HTTP 500. Check the pod logs."
+    )
 
 
 def test_invalid_argument_names_option() -> None:

@@ -28,8 +28,7 @@ from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.obje
 
 
 def gate_kube(kube: Any, pod_names: List[str]) -> Dict[str, Any]:
-    dep = deployment(replicas=len(pod_names), updated=len(pod_names), total=len(pod_names),
-                     available=len(pod_names))
+    dep = deployment(replicas=len(pod_names), updated=len(pod_names), total=len(pod_names), available=len(pod_names))
     dep["metadata"]["namespace"] = NS
     kube.replica_sets = [replica_set("4", "new"), replica_set("3", "old")]
     kube.pods = [pod(name, "new") for name in pod_names] + [pod("old-1", "old")]
@@ -79,8 +78,9 @@ class TestGate:
         dep = gate_kube(kube, ["a", "b"])
         kube.proxy = scripted({"a": [OK], "b": [DOWN]})
         with pytest.raises(GateFailedError) as info:
-            run_health_gate(kube, dep, HealthSpec({"consecutive": 5, "failure_threshold": 2, "interval": 1}),
-                            clock=clock)
+            run_health_gate(
+                kube, dep, HealthSpec({"consecutive": 5, "failure_threshold": 2, "interval": 1}), clock=clock
+            )
         data = info.value.data
         assert data["passed"] is False
         by_pod = {p["pod"]: p for p in data["pods"]}
@@ -93,8 +93,7 @@ class TestGate:
         dep = gate_kube(kube, ["a"])
         kube.proxy = scripted({"a": [DOWN]})
         with pytest.raises(GateFailedError) as info:
-            run_health_gate(kube, dep, HealthSpec({"failure_threshold": 0, "timeout": 10, "interval": 2}),
-                            clock=clock)
+            run_health_gate(kube, dep, HealthSpec({"failure_threshold": 0, "timeout": 10, "interval": 2}), clock=clock)
         assert clock.elapsed == 10
         assert "timed out" in info.value.data["reason"]
 

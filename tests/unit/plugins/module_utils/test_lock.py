@@ -39,13 +39,19 @@ class TestIdentity:
         assert holder_identity({"TOWER_JOB_ID": "7"}, host="h") == "awx job 7 on h"
 
     def test_github(self) -> None:
-        env = {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "org/user-service",
-               "GITHUB_RUN_ID": "123", "GITHUB_RUN_ATTEMPT": "2"}
+        env = {
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_REPOSITORY": "org/user-service",
+            "GITHUB_RUN_ID": "123",
+            "GITHUB_RUN_ATTEMPT": "2",
+        }
         assert holder_identity(env) == "https://github.com/org/user-service/actions/runs/123/attempts/2"
 
     def test_gitlab_and_jenkins(self) -> None:
-        assert holder_identity({"CI_JOB_URL": "https://gitlab.example/g/p/-/jobs/9"}) == \
-            "https://gitlab.example/g/p/-/jobs/9"
+        assert (
+            holder_identity({"CI_JOB_URL": "https://gitlab.example/g/p/-/jobs/9"})
+            == "https://gitlab.example/g/p/-/jobs/9"
+        )
         assert holder_identity({"BUILD_URL": "https://jenkins/job/us/5/"}) == "https://jenkins/job/us/5/"
 
     def test_operator_fallback(self) -> None:

@@ -8,14 +8,27 @@ from ansible_collections.userservice.deploy.plugins.module_utils.plan import Pla
 
 def blue_to_green() -> Plan:
     plan = Plan()
-    plan.change("patch", "Deployment", "user-service-green", "ns",
-                {"spec.replicas": 3, "image": "reg/us@sha256:2"}, {"spec.replicas": 0, "image": "reg/us@sha256:1"})
+    plan.change(
+        "patch",
+        "Deployment",
+        "user-service-green",
+        "ns",
+        {"spec.replicas": 3, "image": "reg/us@sha256:2"},
+        {"spec.replicas": 0, "image": "reg/us@sha256:1"},
+    )
     plan.add(PlanStep("wait", "Deployment", "user-service-green", namespace="ns", gate={"timeout": 300}))
     plan.add(PlanStep("gate", "Deployment", "user-service-green", namespace="ns", gate={"consecutive": 3}))
-    plan.change("patch", "Service", "user-service", "ns", {"spec.selector.deploy.userservice.io/slot": "green"},
-                {"spec.selector.deploy.userservice.io/slot": "blue"})
-    plan.change("patch", "Deployment", "user-service-blue", "ns", {"spec.replicas": 0}, {"spec.replicas": 3},
-                note="after 30 s")
+    plan.change(
+        "patch",
+        "Service",
+        "user-service",
+        "ns",
+        {"spec.selector.deploy.userservice.io/slot": "green"},
+        {"spec.selector.deploy.userservice.io/slot": "blue"},
+    )
+    plan.change(
+        "patch", "Deployment", "user-service-blue", "ns", {"spec.replicas": 0}, {"spec.replicas": 3}, note="after 30 s"
+    )
     return plan
 
 
@@ -45,8 +58,10 @@ def test_field_moved_there_and_back_is_not_in_diff() -> None:
 
 def test_no_difference_means_no_step_and_not_changed() -> None:
     plan = Plan()
-    assert plan.change("patch", "Service", "s", "ns", {"spec.selector.slot": "blue"},
-                       {"spec.selector.slot": "blue"}) is None
+    assert (
+        plan.change("patch", "Service", "s", "ns", {"spec.selector.slot": "blue"}, {"spec.selector.slot": "blue"})
+        is None
+    )
     plan.add(PlanStep("gate", "Deployment", "d"))
     assert not plan.changed
     assert plan.diff() == {"before": {}, "after": {}}

@@ -21,8 +21,14 @@ from ansible_collections.userservice.deploy.plugins.module_utils.prometheus impo
 )
 from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.fakes import FakeHttp, prom_vector
 
-VARS: Dict[str, Any] = {"namespace": "user-service-prod", "app": "user-service", "version": "1.4.2",
-                        "window": "1m", "quantile": 0.99, "slot": "green"}
+VARS: Dict[str, Any] = {
+    "namespace": "user-service-prod",
+    "app": "user-service",
+    "version": "1.4.2",
+    "window": "1m",
+    "quantile": 0.99,
+    "slot": "green",
+}
 
 
 class TestRender:
@@ -99,7 +105,9 @@ class TestClient:
         assert result.no_data
 
     def test_inf_is_a_value(self) -> None:
-        assert PrometheusClient("http://p", http_get=FakeHttp([(200, prom_vector("+Inf"))])).query("x").value == float("inf")
+        assert PrometheusClient("http://p", http_get=FakeHttp([(200, prom_vector("+Inf"))])).query("x").value == float(
+            "inf"
+        )
 
     def test_scalar_result(self) -> None:
         body = {"status": "success", "data": {"resultType": "scalar", "result": [1.0, "3"]}}

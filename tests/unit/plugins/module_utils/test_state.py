@@ -126,7 +126,8 @@ class TestStore:
         assert stored["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "userservice.deploy"
         assert json.loads(stored["data"]["state.json"])["schema"] == st.SCHEMA_VERSION
         new, new_version = store.update(
-            lambda s: st.begin_run(s, run_id="r", action="release", holder="me", now=T), version)
+            lambda s: st.begin_run(s, run_id="r", action="release", holder="me", now=T), version
+        )
         assert new_version != version
         assert store.read()[0]["run"]["id"] == "r"
 
@@ -158,8 +159,9 @@ class TestStore:
 
     def test_newer_schema_is_refused(self, kube: FakeKube) -> None:
         data = dict(st.new_state("user-service"), schema=st.SCHEMA_VERSION + 1)
-        kube.put("ConfigMap", NS, {"metadata": {"name": "user-service-release"},
-                                   "data": {"state.json": json.dumps(data)}})
+        kube.put(
+            "ConfigMap", NS, {"metadata": {"name": "user-service-release"}, "data": {"state.json": json.dumps(data)}}
+        )
         with pytest.raises(InvalidStateError) as info:
             st.StateStore(kube, NS, "user-service").read()
         assert "upgrade the collection" in str(info.value)

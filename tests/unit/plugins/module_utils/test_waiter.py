@@ -79,8 +79,15 @@ class TestPoll:
     def test_returns_value_and_sleeps_interval_with_heartbeats(self, clock: Any) -> None:
         answers = iter([(False, "a"), (False, "b"), (True, "done")])
         beats: List[float] = []
-        value = poll(lambda: next(answers), timeout=60, interval=4, what="x", clock=clock,
-                     heartbeat=lambda: beats.append(clock.monotonic()), heartbeat_every=2)
+        value = poll(
+            lambda: next(answers),
+            timeout=60,
+            interval=4,
+            what="x",
+            clock=clock,
+            heartbeat=lambda: beats.append(clock.monotonic()),
+            heartbeat_every=2,
+        )
         assert value == "done"
         assert clock.elapsed == 8
         assert clock.sleeps == [2, 2, 2, 2]
