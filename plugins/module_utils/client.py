@@ -27,6 +27,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    ReleaseError,
 )
 
 try:
@@ -356,7 +357,21 @@ class KubeClient:
 
     @classmethod
     def from_params(cls, params: Dict[str, Any], dry_run: bool = False) -> "KubeClient":
-        api_client = build_api_client(params)
+        """The client for a module's connection options; ``dry_run`` is the module's check mode."""
+        try:
+            api_client = build_api_client(params)
+        except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as exc:
+            raise ReleaseError(
+                "cannot load Kubernetes connection settings",
+                expected="a readable kubeconfig (option kubeconfig/context) or host with api_key",
+                seen="%s%s: %s"
+                % (
+                    "kubeconfig %s: " % params["kubeconfig"] if isinstance(params.get("kubeconfig"), str) else "",
+                    type(exc).__name__,
+                    exc,
+                ),
+                hint="Set kubeconfig or K8S_AUTH_KUBECONFIG, or host and api_key (K8S_AUTH_HOST, K8S_AUTH_API_KEY)",
+            ) from exc
         timeout = params.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT
         return cls(ApiClientTransport(api_client, params), dry_run=dry_run, request_timeout=timeout)
 

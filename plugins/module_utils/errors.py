@@ -52,9 +52,9 @@ class ReleaseError(Exception):
             head = "%s: %s" % (self.subject, head)
         parts.append(head.rstrip("."))
         if self.expected is not None:
-            parts.append("expected %s" % self.expected)
+            parts.append("expected %s" % str(self.expected).rstrip("."))
         if self.seen is not None:
-            parts.append("saw %s" % self.seen)
+            parts.append("saw %s" % str(self.seen).rstrip("."))
         text = "; ".join(parts) + "."
         if self.hint:
             text += " " + self.hint.rstrip(".") + "."

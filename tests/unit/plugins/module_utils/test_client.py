@@ -24,6 +24,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    ReleaseError,
 )
 
 
@@ -260,6 +261,12 @@ class TestConfiguration:
         assert headers["authorization"] == "Bearer from-kubeconfig"
         assert headers["Impersonate-User"] == "deployer"
         assert headers.getlist("Impersonate-Group") == ["a", "b"]
+
+    def test_unreadable_kubeconfig_is_a_release_error(self) -> None:
+        with pytest.raises(ReleaseError) as info:
+            KubeClient.from_params({"kubeconfig": "/nonexistent/kubeconfig"})
+        assert "K8S_AUTH_KUBECONFIG" in str(info.value)
+        assert "/nonexistent/kubeconfig" in str(info.value)
 
     def test_unreachable_api_server(self) -> None:
         api_client = client_mod.build_api_client({"host": "http://127.0.0.1:9", "api_key": "t"})
