@@ -34,6 +34,13 @@ from ansible_collections.userservice.deploy.plugins.module_utils.waiter import S
 TAKEOVER_ANNOTATION = "deploy.userservice.io/takeover"
 ATTEMPTS = 3
 
+# One source for the lock options; plugins/doc_fragments/lock.py documents them.
+LOCK_ARG_SPEC: Dict[str, Dict[str, Any]] = {
+    "lock_ttl": dict(type="int", default=60),
+    "lock_steal": dict(type="bool", default=False),
+    "lock_holder": dict(type="str"),
+}
+
 
 def holder_identity(
     env: Optional[Mapping[str, str]] = None,

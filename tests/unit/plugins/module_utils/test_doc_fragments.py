@@ -12,14 +12,17 @@ import yaml
 from ansible_collections.userservice.deploy.plugins.doc_fragments import analysis as analysis_doc
 from ansible_collections.userservice.deploy.plugins.doc_fragments import auth as auth_doc
 from ansible_collections.userservice.deploy.plugins.doc_fragments import health as health_doc
+from ansible_collections.userservice.deploy.plugins.doc_fragments import lock as lock_doc
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HEALTH_ARG_SPEC
+from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC
 
 PAIRS = [
     pytest.param(auth_doc, AUTH_ARG_SPEC, id="auth"),
     pytest.param(health_doc, HEALTH_ARG_SPEC, id="health"),
     pytest.param(analysis_doc, ANALYSIS_ARG_SPEC, id="analysis"),
+    pytest.param(lock_doc, LOCK_ARG_SPEC, id="lock"),
 ]
 
 
