@@ -251,10 +251,16 @@ export function createApp(deps: AppDeps): App {
     const route = match ? match.route.template : UNMATCHED_ROUTE;
     inFlight += 1;
     // While draining, every answer asks the client to reconnect, so keep-alive clients move to
-    // other pods instead of reusing a socket that is about to close.
-    if (state.draining) {
-      res.setHeader('connection', 'close');
-    }
+    // other pods instead of reusing a socket that is about to close. Decided when the head is
+    // written, not when the request arrived: a request that started before the drain must carry
+    // it too. (Every answer, explicit or implicit, goes through writeHead.)
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.writeHead = ((...args: unknown[]) => {
+      if (state.draining) {
+        res.setHeader('connection', 'close');
+      }
+      return writeHead(...args);
+    }) as ServerResponse['writeHead'];
 
     res.on('close', () => {
       inFlight -= 1;

@@ -47,8 +47,9 @@ export class ConfigError extends Error {
 
 export const DEFAULT_SECRETS_DIR = '/etc/user-service/secrets';
 
-// Kubernetes Secret keys are limited to this alphabet; it also keeps names from escaping the directory.
-const SECRET_NAME = /^[A-Za-z0-9._-]+$/;
+// Kubernetes Secret keys: this alphabet, not "." and not starting with "..". That also keeps a
+// name from escaping SECRETS_DIR.
+const SECRET_FILE = /^(?!\.\.)(?!\.$)[A-Za-z0-9._-]+$/;
 const VERSION_TEXT = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
@@ -157,9 +158,9 @@ class Reader {
       .split(',')
       .map((item) => item.trim())
       .filter((item) => item !== '');
-    const bad = names.filter((item) => !SECRET_NAME.test(item) || item.startsWith('.'));
+    const bad = names.filter((item) => !SECRET_FILE.test(item));
     if (bad.length > 0) {
-      this.fail(name, 'a comma-separated list of secret file names (letters, digits, ".", "_", "-", not starting with ".")', value);
+      this.fail(name, 'a comma-separated list of secret file names (letters, digits, ".", "_", "-", not starting with "..")', value);
       return [];
     }
     return [...new Set(names)];
@@ -178,7 +179,7 @@ export function loadConfig(env: Env): Config {
   const requiredSecrets = read.nameList('REQUIRED_SECRETS');
   let writeTokenSecret: string | null = null;
   if (read.isSet('WRITE_TOKEN_SECRET')) {
-    const value = read.text('WRITE_TOKEN_SECRET', '', SECRET_NAME, 'a secret file name (letters, digits, ".", "_", "-")');
+    const value = read.text('WRITE_TOKEN_SECRET', '', SECRET_FILE, 'a secret file name (letters, digits, ".", "_", "-", not starting with "..")');
     writeTokenSecret = value === '' ? null : value;
   }
   const shutdownDelaySeconds = read.decimal('SHUTDOWN_DELAY_SECONDS', 0, 0, 300, ' seconds');

@@ -27,8 +27,9 @@ export class SecretStore {
       return;
     }
     for (const name of entries) {
-      // Kubernetes keeps the real files in "..data" and timestamped dot-directories.
-      if (name.startsWith('.')) {
+      // Kubernetes' own entries ("..data", "..<timestamp>", "..data_tmp") start with two dots,
+      // which Secret keys cannot; a key like ".dockerconfigjson" is a real secret.
+      if (name.startsWith('..')) {
         continue;
       }
       const path = join(this.dir, name);

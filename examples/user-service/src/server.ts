@@ -1,6 +1,6 @@
 // Server lifecycle: start listening, then on shutdown turn readiness off, wait for endpoint
 // removal to propagate, stop accepting, drain in-flight requests and close keep-alive sockets.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App, type LifecycleState } from './app.js';
@@ -27,6 +27,7 @@ export class UserServiceServer {
   readonly server: Server;
   readonly secrets: SecretStore;
   private shutdownPromise: Promise<ShutdownResult> | null = null;
+  private closing = false;
 
   constructor(
     private readonly config: Config,
@@ -49,6 +50,15 @@ export class UserServiceServer {
       now,
     });
     this.server = createServer(this.app.handler);
+    // close() only closes the sockets idle at that moment; one whose answer finishes later
+    // (its head written before the drain began, so without "Connection: close") is closed here.
+    this.server.on('request', (_req, res: ServerResponse) => {
+      res.once('finish', () => {
+        if (this.closing) {
+          setImmediate(() => this.server.closeIdleConnections());
+        }
+      });
+    });
     const active = faults.describe();
     if (Object.keys(active).length > 0) {
       logger.warn('fault injection active', { faults: active });
@@ -101,11 +111,12 @@ export class UserServiceServer {
     if (!this.state.listening) {
       return { drained: true, abandonedRequests: 0 };
     }
+    // close() also closes idle keep-alive sockets (Node 19+); busy ones close after their
+    // answer, which carries "Connection: close" while draining.
+    this.closing = true;
     const closed = new Promise<void>((resolve) => {
       this.server.close(() => resolve());
     });
-    // Idle keep-alive sockets would otherwise hold close() open until their own timeout.
-    this.server.closeIdleConnections();
     const timeout = new AbortController();
     const timedOut = await Promise.race([
       closed.then(() => false),

@@ -84,6 +84,8 @@ describe('configuration', () => {
     [{ SECRETS_DIR: 'relative/dir' }, 'SECRETS_DIR: expected an absolute directory path, got "relative/dir"'],
     [{ REQUIRED_SECRETS: 'ok,../etc/passwd' }, 'REQUIRED_SECRETS: expected a comma-separated list of secret file names'],
     [{ WRITE_TOKEN_SECRET: 'a/b' }, 'WRITE_TOKEN_SECRET: expected a secret file name'],
+    [{ WRITE_TOKEN_SECRET: '..data' }, 'WRITE_TOKEN_SECRET: expected a secret file name'],
+    [{ REQUIRED_SECRETS: '..data' }, 'REQUIRED_SECRETS: expected a comma-separated list of secret file names'],
     [{ SHUTDOWN_DRAIN_SECONDS: '-1' }, 'SHUTDOWN_DRAIN_SECONDS: expected a number from 0 to 300 seconds, got "-1"'],
     [{ SHUTDOWN_DELAY_SECONDS: 'soon' }, 'SHUTDOWN_DELAY_SECONDS: expected a number from 0 to 300 seconds, got "soon"'],
     [{ USERS_MAX: '0' }, 'USERS_MAX: expected an integer from 1 to 1000000, got "0"'],

@@ -16,6 +16,15 @@ describe('fault injector', () => {
     assert.deepEqual(outcomes.slice(0, 10), [null, null, null, null, null, null, null, null, null, 500]);
   });
 
+  it('carries the remainder over, so 0.3 fails 3 of every 10', () => {
+    const faults = injector({ FAULT_ERROR_RATE: '0.3' }, new FakeClock());
+    const outcomes = Array.from({ length: 10 }, () => faults.injectedErrorStatus());
+    assert.deepEqual(
+      outcomes.map((s) => (s === null ? '.' : 'x')).join(''),
+      '...x..x..x',
+    );
+  });
+
   it('fails every request at rate 1 and none at rate 0', () => {
     const all = injector({ FAULT_ERROR_RATE: '1', FAULT_ERROR_STATUS: '503' }, new FakeClock());
     const none = injector({}, new FakeClock());

@@ -18,10 +18,12 @@ describe('secret store', () => {
     writeFileSync(join(dir, '..2024_01_01_00_00_00.1', 'api-token'), 'tok\n');
     symlinkSync('..2024_01_01_00_00_00.1', join(dir, '..data'));
     symlinkSync(join('..data', 'api-token'), join(dir, 'api-token'));
+    writeFileSync(join(dir, '..data_tmp'), 'kubelet scratch');
+    writeFileSync(join(dir, '.dockerconfigjson'), '{}');
     writeFileSync(join(dir, 'empty'), '');
     const store = new SecretStore(dir, createLogger('silent'));
     store.load();
-    assert.deepEqual(store.names(), ['api-token']);
+    assert.deepEqual(store.names(), ['.dockerconfigjson', 'api-token']);
     assert.equal(store.get('api-token'), 'tok');
     assert.deepEqual(store.missing(['api-token', 'empty', 'other']), ['empty', 'other']);
   });

@@ -12,8 +12,12 @@ const wait = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(
 describe('graceful shutdown', () => {
   it('turns readiness off at once and keeps serving during the pre-stop delay', async () => {
     const svc = await startService({ SHUTDOWN_DELAY_SECONDS: '0.5' });
+    // A keep-alive client: the server, not the client, must be the one asking to close.
+    const agent = new Agent({ keepAlive: true });
+    const before = await httpRequest(`${svc.url}/api/health/ready`, { agent });
+    assert.equal(before.headers.connection, 'keep-alive');
     const done = svc.service.shutdown('test');
-    const ready = await httpRequest(`${svc.url}/api/health/ready`);
+    const ready = await httpRequest(`${svc.url}/api/health/ready`, { agent });
     assert.equal(ready.status, 503);
     assert.deepEqual(ready.json().reasons, ['shutting down']);
     assert.equal(ready.headers.connection, 'close');
@@ -23,11 +27,13 @@ describe('graceful shutdown', () => {
     assert.equal((await httpRequest(`${svc.url}/api/health/status`)).status, 200);
     assert.deepEqual(await done, { drained: true, abandonedRequests: 0 });
     await assert.rejects(httpRequest(`${svc.url}/api/users`), { code: 'ECONNREFUSED' });
+    agent.destroy();
   });
 
   it('finishes in-flight requests before closing', async () => {
     const svc = await startService({ FAULT_LATENCY_MS: '300', SHUTDOWN_DRAIN_SECONDS: '5' });
-    const inFlight = httpRequest(`${svc.url}/api/users`);
+    const agent = new Agent({ keepAlive: true });
+    const inFlight = httpRequest(`${svc.url}/api/users`, { agent });
     await wait(50);
     const started = Date.now();
     const result = await svc.service.shutdown('test');
@@ -36,6 +42,7 @@ describe('graceful shutdown', () => {
     const reply = await inFlight;
     assert.equal(reply.status, 200);
     assert.equal(reply.headers.connection, 'close');
+    agent.destroy();
   });
 
   it('closes idle keep-alive connections instead of waiting for them', async () => {
