@@ -48,7 +48,7 @@ options:
             default: true
           bearer_token:
             description:
-              - Token sent as C(Authorization: Bearer) to Prometheus. Never logged.
+              - Token sent to Prometheus in an C(Authorization) header (bearer scheme). Never logged.
             type: str
       variables:
         description:

@@ -37,8 +37,10 @@ def differences(doc: Dict[str, Any], spec: Dict[str, Any], where: str) -> List[s
             problems.append("%s: documented, not in argspec" % path)
             continue
         d, s = doc[name], spec[name]
-        if not d.get("description"):
-            problems.append("%s: no description" % path)
+        description = d.get("description")
+        lines = description if isinstance(description, list) else [description]
+        if not description or not all(isinstance(line, str) and line for line in lines):
+            problems.append("%s: description must be text (a ': ' in plain YAML makes a mapping)" % path)
         checks = {
             "type": (d.get("type", "str"), s.get("type", "str")),
             "default": (d.get("default"), s.get("default")),
@@ -61,12 +63,17 @@ def test_fragment_matches_argspec(fragment: Any, spec: Dict[str, Any]) -> None:
 
 
 def test_comparison_catches_drift() -> None:
-    doc = {"a": {"description": "x", "type": "int", "default": 1}, "b": {"description": "y"}}
-    spec = {"a": {"type": "int", "default": 2}, "c": {}}
+    doc = {
+        "a": {"description": "x", "type": "int", "default": 1},
+        "b": {"description": "y"},
+        "d": {"description": [{"Token C(Authorization": "Bearer)"}]},
+    }
+    spec = {"a": {"type": "int", "default": 2}, "c": {}, "d": {}}
     assert differences(doc, spec, "") == [
         "a: default documented 1, argspec 2",
         "b: documented, not in argspec",
         "c: in argspec, not documented",
+        "d: description must be text (a ': ' in plain YAML makes a mapping)",
     ]
 
 

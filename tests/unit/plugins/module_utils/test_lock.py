@@ -183,7 +183,7 @@ class TestRenewRelease:
         mine = lock(kube, clock, ttl=30)
         mine.acquire()
         beat = LeaseHeartbeat(mine)
-        for _ in range(7):
+        for _tick in range(7):
             beat()
             clock.advance(5)
         assert beat.renewals == 3  # at 10, 20, 30 s

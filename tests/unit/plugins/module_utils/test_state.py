@@ -133,7 +133,7 @@ class TestStore:
 
     def test_update_with_stale_version_is_conflict(self, kube: FakeKube) -> None:
         store = st.StateStore(kube, NS, "user-service")
-        _, version = store.read_or_initialise()
+        version = store.read_or_initialise()[1]
         store.write(st.new_state("user-service"), version)  # another writer moves the record on
         with pytest.raises(ConflictError) as info:
             store.update(lambda s: s, version)
