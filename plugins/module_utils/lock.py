@@ -217,7 +217,7 @@ class LeaseLock:
             if takeover:
                 patch["metadata"] = {
                     "annotations": {
-                        TAKEOVER_ANNOTATION: "%s from %s at %s (expired %s)"
+                        TAKEOVER_ANNOTATION: "%s from %s at %s (lease valid until %s)"
                         % (takeover, current, stamp, isoformat(expiry) if expiry else "never")
                     }
                 }
