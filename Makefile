@@ -9,7 +9,7 @@ MAKEFLAGS += --no-print-directory
 
 REPO := $(CURDIR)
 # The toolchain lane: ansible-core 2.19 is the newest that runs on Python 3.11.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || echo python3.11)
 SANITY_PYTHON ?= 3.11
 VENV := $(REPO)/.venv
 BIN := $(VENV)/bin
@@ -62,8 +62,11 @@ lint: venv ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, a
 	  step "ruff check" ruff check $(PY_DIRS)
 	  step "ruff format" ruff format --check $(PY_DIRS)
 	else echo "--- lint: ruff: no Python directories yet, skipped"; fi
-	if [ -f $(APP)/Dockerfile ]; then step hadolint hadolint $(APP)/Dockerfile
-	else echo "--- lint: hadolint: no $(APP)/Dockerfile yet, skipped"; fi
+	# Each Dockerfile from its own directory, where its .hadolint.yaml (if any) is found.
+	mapfile -t dockerfiles < <(git ls-files -co --exclude-standard | grep -E '(^|/)(Dockerfile|Containerfile)[^/]*$$' || true)
+	if [ $${#dockerfiles[@]} -gt 0 ]; then
+	  for d in "$${dockerfiles[@]}"; do step "hadolint $$d" bash -c 'cd "$$(dirname "$$1")" && hadolint "$$(basename "$$1")"' _ "$$d"; done
+	else echo "--- lint: hadolint: no Dockerfile yet, skipped"; fi
 	mapfile -t scripts < <(hack/toolchain/shell-scripts hack .ci)
 	if [ $${#scripts[@]} -gt 0 ]; then step "shellcheck ($${#scripts[@]} scripts)" shellcheck -x "$${scripts[@]}"
 	else echo "--- lint: shellcheck: no shell scripts yet, skipped"; fi
