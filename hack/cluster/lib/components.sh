@@ -327,9 +327,22 @@ EOF
 
 prometheus_ok() { curl -sf "http://$PROMETHEUS_ADDR/-/ready" >/dev/null; }
 
+pod_discovery_ok() { [ -s "$STATE_DIR/prometheus/targets/pods.json" ]; }
+
+ensure_pod_discovery() {
+  mkdir -p "$STATE_DIR/prometheus/targets"
+  is_running pod-discovery && pod_discovery_ok && return 0
+  stop_daemon pod-discovery
+  start_daemon pod-discovery "$CLUSTER_HACK_DIR/lib/pod-discovery.sh" "https://127.0.0.1:$API_PORT" "$PKI_DIR" \
+    "$STATE_DIR/prometheus/targets/pods.json" 2
+  wait_until pod-discovery 30 pod_discovery_ok
+  started pod-discovery
+}
+
 ensure_prometheus() {
   local dir=$STATE_DIR/prometheus
   mkdir -p "$dir/data"
+  ensure_pod_discovery
   cat >"$dir/prometheus.yml.new" <<EOF
 global:
   scrape_interval: 5s
@@ -338,41 +351,10 @@ scrape_configs:
   - job_name: prometheus
     static_configs:
       - targets: ['$PROMETHEUS_ADDR']
-  # Every pod annotated prometheus.io/scrape=true, discovered through the cluster's API server.
+  # Every pod annotated prometheus.io/scrape=true, listed from the API server by pod-discovery.sh.
   - job_name: kubernetes-pods
-    kubernetes_sd_configs:
-      - role: pod
-        api_server: https://127.0.0.1:$API_PORT
-        tls_config:
-          ca_file: $PKI_DIR/ca.crt
-          cert_file: $PKI_DIR/prometheus.crt
-          key_file: $PKI_DIR/prometheus.key
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-        action: keep
-        regex: "true"
-      - source_labels: [__meta_kubernetes_pod_phase]
-        action: keep
-        regex: Running
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
-        action: replace
-        target_label: __metrics_path__
-        regex: (.+)
-      - source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port]
-        action: replace
-        regex: (.+);(\d+)
-        replacement: \$1:\$2
-        target_label: __address__
-      - source_labels: [__meta_kubernetes_namespace]
-        target_label: namespace
-      - source_labels: [__meta_kubernetes_pod_name]
-        target_label: pod
-      - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name]
-        target_label: app
-      - source_labels: [__meta_kubernetes_pod_label_deploy_userservice_io_slot]
-        target_label: slot
-      - source_labels: [__meta_kubernetes_pod_label_deploy_userservice_io_track]
-        target_label: track
+    file_sd_configs:
+      - files: ['$dir/targets/pods.json']
 EOF
   local reload=0
   cmp -s "$dir/prometheus.yml.new" "$dir/prometheus.yml" || reload=1

@@ -37,7 +37,7 @@ build_scratch_image() { # ref tar binary-path entrypoint-args...
     for a in "$@"; do printf ', "%s"' "$a"; done
     echo "]"
   } >"$ctx/Dockerfile"
-  docker build -q -t "$ref" "$ctx" >/dev/null || die "docker build of $ref failed"
+  docker build -q -t "$ref" "$ctx" >>"$LOG_DIR/build-images.log" 2>&1 || die "docker build of $ref failed; log: $LOG_DIR/build-images.log"
   mkdir -p "$(dirname "$tar")"
   docker save "$ref" -o "$tar.partial" && mv "$tar.partial" "$tar"
   rm -rf "$ctx"

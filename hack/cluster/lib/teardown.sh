@@ -76,6 +76,7 @@ cmd_down() {
   stop_daemon containerd
   kill_leftover_shims
   stop_daemon prometheus
+  stop_daemon pod-discovery
   stop_daemon kube-scheduler
   stop_daemon kube-controller-manager
   stop_daemon kube-apiserver

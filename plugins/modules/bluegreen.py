@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, userservice.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bluegreen
+short_description: Health-gated blue/green release of an application on Kubernetes
+version_added: 0.1.0
+description:
+  - Runs a blue/green release with nothing installed in the cluster. Two Deployments, C(<app>-blue) and
+    C(<app>-green), hold the two slots; the active Service selects one of them through the label
+    C(deploy.userservice.io/slot).
+  - O(state=released) deploys the new pod template (image pinned by digest) into the inactive slot, waits for a
+    complete rollout (failing fast on C(ProgressDeadlineExceeded) and on pods that cannot start), runs the health
+    gate on every new pod through the API server's pod proxy, runs the optional pre-promotion analysis, switches the
+    Service selector with one patch guarded by its resourceVersion, verifies that the Service's endpoints are the
+    new pods and that it answers, runs the optional post-promotion analysis (flipping the selector back on failure)
+    and scales the previous slot down after O(scale_down_delay) seconds.
+  - O(state=previewed) stops before the switch (optionally pointing O(preview_service) at the new slot);
+    O(state=promoted) switches to the previewed slot; O(state=rolled_back) flips back to the previous slot (with no
+    new pods while it is still warm, otherwise after scaling it up and gating it); O(state=aborted) removes a slot
+    that was not promoted.
+  - The release state (active slot, images by digest, revision, bounded history, last failure as data) is kept in
+    the ConfigMap C(<app>-release); the Lease C(<app>-release) is the lock. A run that died is resumed by the next
+    run of the same release.
+  - Check mode returns the ordered plan of every step and writes nothing; diff mode shows the selector and replica
+    changes.
+author:
+  - userservice.deploy contributors
+extends_documentation_fragment:
+  - userservice.deploy.auth
+  - userservice.deploy.health
+  - userservice.deploy.analysis
+  - userservice.deploy.lock
+attributes:
+  check_mode:
+    support: full
+    description: Returns the plan; no object, state record or lock is written (the lock is only checked).
+  diff_mode:
+    support: full
+    description: Shows Service selector and Deployment replica and image changes. No Secret values are involved.
+  idempotent:
+    support: full
+    description: Releasing the pod template that already serves traffic is C(changed=false).
+options:
+  namespace:
+    description: Namespace of the application.
+    type: str
+    required: true
+  app:
+    description:
+      - Application name; value of C(app.kubernetes.io/name) and prefix of the slot Deployments, the state record
+        and the lock.
+    type: str
+    default: user-service
+  state:
+    description:
+      - V(released) runs a full release; V(previewed) deploys and gates the new slot without moving traffic;
+        V(promoted) switches traffic to the previewed slot; V(rolled_back) switches back to the previous slot;
+        V(aborted) removes the slot of a release that was not promoted.
+    type: str
+    default: released
+    choices: [released, previewed, promoted, rolled_back, aborted]
+  image:
+    description:
+      - Image pinned by digest, C(registry/repository@sha256:<64 hex>). Required with O(state=released) and
+        O(state=previewed). Tags are refused.
+    type: str
+  version:
+    description: Version label of the release (C(app.kubernetes.io/version)); templated into analysis queries.
+    type: str
+  pod_template:
+    description:
+      - Pod template (C(metadata) and C(spec)) of the application, for example as rendered by the C(workload) role.
+        The module adds the name, slot, version and managed-by labels and sets the image of O(container_name).
+    type: dict
+  container_name:
+    description: Container of O(pod_template) that runs O(image). Defaults to O(app).
+    type: str
+  replicas:
+    description: Replicas of the new slot.
+    type: int
+    default: 1
+  progress_deadline_seconds:
+    description: C(progressDeadlineSeconds) of the slot Deployments.
+    type: int
+    default: 600
+  config_refs:
+    description: Names of the ConfigMaps and Secrets the pod template uses; recorded per slot in the state record.
+    type: list
+    elements: str
+    default: []
+  service:
+    description: The active Service whose selector is switched. Defaults to O(app). It must exist.
+    type: str
+  preview_service:
+    description: A Service pointed at the new slot by O(state=previewed) (created if missing, deleted by abort).
+    type: str
+  rollout_timeout:
+    description: Seconds to wait for the new slot's rollout to complete.
+    type: float
+    default: 600
+  verify_timeout:
+    description: Seconds to wait, after the switch, for the Service's endpoints to be exactly the new pods.
+    type: float
+    default: 60
+  scale_down_delay:
+    description:
+      - Seconds the previous slot stays warm after the switch (for an instant rollback) before it is scaled to 0.
+        The module waits for it. V(-1) keeps the previous slot running.
+    type: int
+    default: 30
+  on_failure:
+    description:
+      - What happens to the new slot when it fails before the switch (rollout, health gate, pre-promotion
+        analysis). Traffic is never moved in that case.
+    type: str
+    default: scale_down
+    choices: [scale_down, keep]
+  pre_promotion_analysis:
+    description: Names of O(analysis.checks) run before the switch. A V(fail) verdict stops the release.
+    type: list
+    elements: str
+    default: []
+  post_promotion_analysis:
+    description: Names of O(analysis.checks) run after the switch. A V(fail) verdict switches traffic back.
+    type: list
+    elements: str
+    default: []
+  history_limit:
+    description: Runs kept in the history of the state record.
+    type: int
+    default: 10
+requirements:
+  - kubernetes >= 24.2.0
+"""
+
+EXAMPLES = r"""
+- name: Release 1.4.2 with a health gate and a pre-promotion error-ratio check
+  userservice.deploy.bluegreen:
+    namespace: user-service-prod
+    image: registry.example.com/user-service@sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0
+    version: 1.4.2
+    pod_template: "{{ workload_pod_template }}"
+    replicas: 3
+    health:
+      consecutive: 3
+    analysis:
+      prometheus:
+        url: http://prometheus.monitoring:9090
+      checks:
+        - name: error-ratio
+          type: prometheus
+          metric: error_ratio
+          max: 0.01
+          samples: 5
+          interval: 10
+          on_no_data: inconclusive
+    pre_promotion_analysis: [error-ratio]
+    post_promotion_analysis: [error-ratio]
+
+- name: Show the plan only
+  userservice.deploy.bluegreen:
+    namespace: user-service-prod
+    image: "{{ image_pushed.reference }}"
+    version: "{{ user_service_version }}"
+    pod_template: "{{ workload_pod_template }}"
+  check_mode: true
+  diff: true
+
+- name: Roll back to the previous slot
+  userservice.deploy.bluegreen:
+    namespace: user-service-prod
+    state: rolled_back
+"""
+
+RETURN = r"""
+plan:
+  description: The ordered steps of the run (in check mode, of the run that would happen).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {step: 1, action: create, kind: Deployment, name: user-service-green, changes: []}
+active_slot:
+  description: The slot serving traffic when the run started (after a successful release, the new one).
+  returned: always
+  type: str
+  sample: green
+target_slot:
+  description: The slot the run deployed to or switched to.
+  returned: when a release, promotion or rollback was planned
+  type: str
+  sample: green
+previous_slot:
+  description: The slot that served traffic before the switch.
+  returned: when a release, promotion or rollback was planned
+  type: str
+health:
+  description: Per-pod results of the health gate.
+  returned: when the gate ran
+  type: dict
+verdicts:
+  description: Analysis results by phase (C(pre-promotion), C(post-promotion)) with every sample.
+  returned: always
+  type: dict
+failure:
+  description: Why the run failed, as data (check, query, value, bound, samples, expected, seen).
+  returned: on failure
+  type: dict
+state:
+  description: The release state record after the run.
+  returned: always
+  type: dict
+switched_at:
+  description: Time the selector was patched.
+  returned: when traffic moved
+  type: str
+reverted_at:
+  description: Time the selector was flipped back after a failed verification or post-promotion analysis.
+  returned: when traffic was switched back
+  type: str
+scaled_down:
+  description: The previous slot scaled to 0 and when.
+  returned: when the previous slot was scaled down
+  type: dict
+lock:
+  description: The lock taken (holder, expiry, whether it was taken over from a dead run).
+  returned: when the lock was taken
+  type: dict
+message:
+  description: Why nothing had to be done.
+  returned: when nothing changed
+  type: str
+"""
+
+import os
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC, AnalysisContext
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import (
+    BLUEGREEN_OPTIONS,
+    BlueGreen,
+    validate_params,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.client import (
+    AUTH_ARG_SPEC,
+    KubeClient,
+    require_libraries,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
+from ansible_collections.userservice.deploy.plugins.module_utils.health import HEALTH_ARG_SPEC
+from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC, holder_identity
+
+
+def main() -> None:
+    argument_spec = dict(BLUEGREEN_OPTIONS)
+    argument_spec.update(AUTH_ARG_SPEC)
+    argument_spec.update(HEALTH_ARG_SPEC)
+    argument_spec.update(ANALYSIS_ARG_SPEC)
+    argument_spec.update(LOCK_ARG_SPEC)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        supports_check_mode=True,
+        required_if=[
+            ("state", "released", ("image", "version", "pod_template")),
+            ("state", "previewed", ("image", "version", "pod_template")),
+        ],
+    )
+    require_libraries(module)
+    params = module.params
+    try:
+        validate_params(params)
+        client = KubeClient.from_params(params, dry_run=module.check_mode)
+        prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))
+        engine = BlueGreen(
+            client,
+            params,
+            check_mode=module.check_mode,
+            holder=params.get("lock_holder") or holder_identity(os.environ),
+            prometheus=prometheus,
+            log=module.log,
+        )
+        result = engine.run()
+    except ReleaseError as exc:
+        partial = getattr(exc, "partial_result", None) or {}
+        module.fail_json(**dict(partial, **error_result(exc)))
+    except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
