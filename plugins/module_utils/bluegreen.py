@@ -32,6 +32,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     select_checks,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    AnalysisFailedError,
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
@@ -68,7 +69,7 @@ SLOT_LABEL = "deploy.userservice.io/slot"
 TEMPLATE_HASH_ANNOTATION = "deploy.userservice.io/template-hash"
 MANAGER = "userservice.deploy"
 
-STATES = ["released", "previewed", "promoted", "rolled_back", "aborted"]
+STATES = ["released", "previewed", "promoted", "rolled_back", "aborted", "monitored"]
 
 BLUEGREEN_OPTIONS: Dict[str, Dict[str, Any]] = {
     "namespace": dict(type="str", required=True),
@@ -93,6 +94,22 @@ BLUEGREEN_OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 
 DNS_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+class AnalysisInconclusive(AnalysisFailedError):
+    """Pre-promotion analysis could not decide: the release pauses as a preview."""
+
+    def __init__(self, error: AnalysisFailedError) -> None:
+        super().__init__(error.message, expected=error.expected, seen=error.seen, data=error.data,
+                         hint="Traffic was not moved and the new slot is kept as a preview: promote it "
+                              "(state=promoted, playbooks/promote.yml) or abort it (state=aborted, playbooks/abort.yml)")
+
+
+def record_replicas(state: Dict[str, Any], slot: str, replicas: int) -> Dict[str, Any]:
+    """Remember the slot's size, so a rollback to it after its scale-down restores it."""
+    new = json.loads(json.dumps(state))
+    new["slots"][slot]["replicas"] = replicas
+    return new
 
 
 def _bad(option: str, expected: str, seen: Any) -> InvalidArgumentError:
@@ -443,13 +460,20 @@ class BlueGreen:
             variables=(self.params.get("analysis") or {}).get("variables"), prometheus=self.prometheus,
             kube=self.client, clock=self.clock, heartbeat=self.beat,
         )
-        self.save(lambda s: set_phase(s, "analysing", now=self.now(), step="%s analysis" % phase)
-                  if s.get("phase") != "analysing" else s)
+        # Pre-promotion analysis is a phase of its own; after the switch it refines the current phase.
+        self.save(lambda s: set_phase(s, "analysing" if phase == "pre-promotion" else s["phase"], now=self.now(),
+                                      step="%s analysis" % phase))
         verdict = run_analysis(checks, context)
         self.result["verdicts"][phase] = verdict
-        error = analysis_error(verdict, phase)
-        if error is not None:
-            raise error
+        error = analysis_error(verdict, phase, inconclusive_fails=True)
+        if error is None:
+            return
+        if verdict["verdict"] == "inconclusive":
+            if phase == "post-promotion":
+                self.result.setdefault("warnings", []).append(str(error))
+                return
+            raise AnalysisInconclusive(error)
+        raise error
 
     def slot_version(self, slot: str) -> Optional[str]:
         return ((self.state.get("slots") or {}).get(slot) or {}).get("version")
@@ -516,7 +540,7 @@ class BlueGreen:
 
     # -- runs -----------------------------------------------------------------------
 
-    def start_run(self, action: str, target: Optional[str]) -> None:
+    def start_run(self, action: str, target: Optional[str], phase: str = "deploying") -> None:
         """Take the lease, then record the run; a run the record shows in flight died with its holder."""
         if self.check_mode:
             self.lock.check()
@@ -537,7 +561,7 @@ class BlueGreen:
                 }, history_limit=self.params["history_limit"]))
         resume = self.state.get("phase") in ACTIVE_PHASES
         self.save(lambda s: begin_run(s, run_id=self.run_id, action=action, holder=self.lock.holder, now=self.now(),
-                                      target_slot=target, resume=resume))
+                                      target_slot=target, resume=resume, phase=phase))
 
     def end_run(self, outcome: str, failure: Optional[Dict[str, Any]] = None) -> None:
         if self.check_mode or not self.state.get("run"):
@@ -561,6 +585,7 @@ class BlueGreen:
             "promoted": self.do_promote,
             "rolled_back": self.do_rollback,
             "aborted": self.do_abort,
+            "monitored": self.do_monitor,
         }[state]
         try:
             handler(seen)
@@ -577,8 +602,9 @@ class BlueGreen:
         target = other_slot(active) if active else "blue"
         preview_only = self.params["state"] == "previewed"
         # Releasing what already serves traffic is a no-op (also what a resumed, finished run sees).
+        # Replicas are not compared: an autoscaler may own them on the active slot.
         if active and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active)) \
-                and _replicas(seen.slots[active]) == self.params["replicas"] and not self._in_flight(seen):
+                and not self._in_flight(seen):
             self.result.update(active_slot=active, message="version %s (%s) already serves traffic from slot %s"
                                % (self.params["version"], self.params["image"], active))
             return
@@ -593,10 +619,9 @@ class BlueGreen:
         desired = build_deployment(self.params, target)
         if not resumed_after_switch:
             self.plan_release(seen, target, desired)
-        if preview_only:
-            if self.params.get("preview_service"):
-                self.plan_preview_service(seen, target)
-        else:
+        if self.params.get("preview_service"):
+            self.plan_preview_service(seen, target)
+        if not preview_only:
             self.plan_switch(seen, target)
             self.plan_scale_down(seen, previous)
         self.result.update(active_slot=active, target_slot=target, previous_slot=previous)
@@ -614,16 +639,24 @@ class BlueGreen:
         try:
             if not resumed_after_switch:
                 self.apply_deployment(seen, target, desired)
-                self.save(lambda s: set_slot(s, target, image=self.params["image"], now=self.now(),
-                                             version=self.params["version"], config_refs=self.params["config_refs"]))
+                self.save(lambda s: record_replicas(set_slot(s, target, image=self.params["image"], now=self.now(),
+                                                             version=self.params["version"],
+                                                             config_refs=self.params["config_refs"]),
+                                                    target, self.params["replicas"]))
                 self.gate(target)
+                if self.params.get("preview_service"):
+                    self.ensure_preview_service(seen, target)
                 self.analyse("pre-promotion", self.params["pre_promotion_analysis"], target)
+        except AnalysisInconclusive as exc:
+            # Like a paused rollout: the new slot stays up, traffic stays, a person or pipeline decides.
+            self.save(lambda s: set_pending(s, target, now=self.now()))
+            self.end_run("done", failure=self.failure_data(exc))
+            self.result["pending_slot"] = target
+            raise
         except ReleaseError as exc:
             self.fail_before_switch(target, exc)
             raise
         if preview_only:
-            if self.params.get("preview_service"):
-                self.ensure_preview_service(seen, target)
             self.save(lambda s: set_pending(s, target, now=self.now()))
             self.end_run("done")
             self.result["pending_slot"] = target
@@ -709,6 +742,55 @@ class BlueGreen:
             raise
         self.promote(seen, pending, active)
 
+    def do_monitor(self, seen: Observed) -> None:
+        """The pipeline's last stage: watch the live slot; on a breach, roll back on our own."""
+        active = seen.active_slot
+        names = self.params["post_promotion_analysis"]
+        if active is None:
+            raise InvalidStateError("nothing to monitor: the Service selects no slot", kind="Service",
+                                    namespace=self.ns, name=seen.service_name, seen=json.dumps(seen.selector))
+        if not names:
+            raise InvalidArgumentError("post_promotion_analysis", "the names of the checks to monitor with", names)
+        self.plan.add(PlanStep("analyse", "Service", seen.service_name, namespace=self.ns,
+                               gate={"phase": "post-promotion", "checks": names,
+                                     "on_failure": "roll back to slot %s" % other_slot(active)}))
+        self.result.update(active_slot=active, previous_slot=other_slot(active))
+        if self.check_mode:
+            self.lock.check()
+            return
+        self.start_run("monitor", active, phase="analysing")
+        self.params = dict(self.params, version=self.params.get("version") or self.slot_version(active))
+        try:
+            self.analyse("post-promotion", names, active)
+        except ReleaseError as exc:
+            failure = self.failure_data(exc)
+            self.result["breach"] = failure
+            self.rollback_after_breach(seen, active, exc)
+            raise
+        self.end_run("done")
+
+    def rollback_after_breach(self, seen: Observed, active: str, exc: ReleaseError) -> None:
+        previous = other_slot(active)
+        deployment = seen.slots.get(previous)
+        if deployment is None:
+            self.end_run("failed", failure=self.result["breach"])
+            exc.hint = "No previous slot exists to roll back to; traffic stays on slot %s" % active
+            return
+        try:
+            if not _warm(deployment):
+                recorded = ((self.state.get("slots") or {}).get(previous) or {}).get("replicas")
+                self.scale(previous, int(recorded or _replicas(seen.slots[active]) or 1))
+                self.gate(previous)
+            self.switch(seen, previous)
+            self.verify(seen, previous)
+        except ReleaseError as inner:
+            self.end_run("failed", failure=self.result["breach"])
+            exc.hint = "The automatic rollback to slot %s failed too: %s" % (previous, inner)
+            return
+        self.result.update(reverted_at=self.now(), active_slot=previous)
+        self.end_run("rolled_back", failure=self.result["breach"])
+        exc.hint = "Traffic was rolled back to slot %s" % previous
+
     def do_rollback(self, seen: Observed) -> None:
         active = seen.active_slot
         if active is None:
@@ -744,7 +826,6 @@ class BlueGreen:
             self.end_run("failed", failure=self.failure_data(exc))
             raise
         self.promote(seen, previous, active)
-        self.save(lambda s: s)
 
     def do_abort(self, seen: Observed) -> None:
         state = seen.state or {}

@@ -59,10 +59,12 @@ options:
     description:
       - V(released) runs a full release; V(previewed) deploys and gates the new slot without moving traffic;
         V(promoted) switches traffic to the previewed slot; V(rolled_back) switches back to the previous slot;
-        V(aborted) removes the slot of a release that was not promoted.
+        V(aborted) removes the slot of a release that was not promoted; V(monitored) runs the
+        O(post_promotion_analysis) checks against the live slot (the pipeline's post-deployment monitoring) and
+        rolls back to the previous slot on a V(fail) verdict.
     type: str
     default: released
-    choices: [released, previewed, promoted, rolled_back, aborted]
+    choices: [released, previewed, promoted, rolled_back, aborted, monitored]
   image:
     description:
       - Image pinned by digest, C(registry/repository@sha256:<64 hex>). Required with O(state=released) and
@@ -120,12 +122,17 @@ options:
     default: scale_down
     choices: [scale_down, keep]
   pre_promotion_analysis:
-    description: Names of O(analysis.checks) run before the switch. A V(fail) verdict stops the release.
+    description:
+      - Names of O(analysis.checks) run before the switch. A V(fail) verdict stops the release (traffic untouched).
+      - An V(inconclusive) verdict pauses it like a preview, with a failed result: the new slot stays up, and
+        O(state=promoted) or O(state=aborted) decides.
     type: list
     elements: str
     default: []
   post_promotion_analysis:
-    description: Names of O(analysis.checks) run after the switch. A V(fail) verdict switches traffic back.
+    description:
+      - Names of O(analysis.checks) run after the switch (and by O(state=monitored)). A V(fail) verdict switches
+        traffic back to the previous slot; V(inconclusive) keeps traffic and returns a warning.
     type: list
     elements: str
     default: []
