@@ -53,7 +53,7 @@ collections-link: ## Link build/collections/ansible_collections/userservice/depl
 # ---------------------------------------------------------------------------------------------
 # Static checks
 
-lint: venv ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, antsibull-changelog lint
+lint: venv collections-link ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, antsibull-changelog lint
 	@rc=0
 	step() { echo "--- lint: $$1"; shift; "$$@" || { echo "--- lint: FAILED: $$*"; rc=1; }; }
 	step ansible-lint ansible-lint $$([ -t 1 ] || echo --nocolor)
