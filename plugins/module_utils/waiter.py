@@ -161,6 +161,14 @@ def progress_deadline_exceeded(deployment: Dict[str, Any]) -> Optional[str]:
     return None
 
 
+def replica_failure(deployment: Dict[str, Any]) -> Optional[str]:
+    """Why the ReplicaSet cannot create pods (quota, admission, missing ServiceAccount...), else None."""
+    for condition in _status(deployment).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            return condition.get("message") or condition.get("reason") or "ReplicaFailure"
+    return None
+
+
 def rollout_complete(deployment: Dict[str, Any]) -> Tuple[bool, str]:
     """``(complete, what is missing)`` following the Deployment controller's own rules."""
     meta, status = _meta(deployment), _status(deployment)
@@ -272,6 +280,18 @@ def wait_for_rollout(
         complete, detail = rollout_complete(deployment)
         if complete:
             return True, deployment
+        refused = replica_failure(deployment)
+        if refused:
+            raise RolloutFailedError(
+                "pods of the new ReplicaSet cannot be created",
+                kind="Deployment",
+                namespace=namespace,
+                name=name,
+                expected="a complete rollout",
+                seen=refused,
+                hint="Fix what the message names (ServiceAccount, quota, Pod Security admission); traffic was not moved",
+                data={"condition": "ReplicaFailure"},
+            )
         stuck = stuck_pod_reason(current_pods(client, deployment))
         if stuck:
             raise RolloutFailedError(

@@ -126,6 +126,20 @@ class TestWaitForRollout:
         assert "has timed out progressing" in str(info.value)
         assert "Deployment user-service-dev/user-service-green" in str(info.value)
 
+    def test_replica_failure_fails_at_once_naming_the_cause(self, kube: Any, clock: Any) -> None:
+        refused = {
+            "type": "ReplicaFailure",
+            "status": "True",
+            "reason": "FailedCreate",
+            "message": 'serviceaccount "user-service" not found',
+        }
+        kube.deployments = [deployment(updated=0, available=0, conditions=[refused])]
+        kube.replica_sets = [replica_set("4", "h")]
+        with pytest.raises(RolloutFailedError) as info:
+            wait_for_rollout(kube, NS, "user-service-green", timeout=600, interval=5, clock=clock)
+        assert clock.elapsed == 0
+        assert 'serviceaccount "user-service" not found' in str(info.value)
+
     def test_crash_loop_of_current_pods_fails_fast(self, kube: Any, clock: Any) -> None:
         kube.deployments = [deployment(available=0)]
         kube.replica_sets = [replica_set("4", "new"), replica_set("3", "old")]
