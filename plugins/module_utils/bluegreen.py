@@ -331,6 +331,7 @@ class BlueGreen:
         self.state: Dict[str, Any] = {}
         self.state_version: Optional[str] = None
         self.run_id = uuid.uuid4().hex[:12]
+        self.switched_monotonic = 0.0
 
     # -- time and state ---------------------------------------------------------
 
@@ -486,8 +487,9 @@ class BlueGreen:
             self.log("switch Service %s to slot %s" % (seen.service_name, target))
             self.client.patch("Service", self.ns, seen.service_name, {"spec": {"selector": after}},
                               resource_version=service["metadata"]["resourceVersion"])
-        self.save(lambda s: record_switch(s, target, now=self.now()))
+        self.switched_monotonic = self.clock.monotonic()
         self.result["switched_at"] = self.now()
+        self.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
 
     def verify(self, seen: Observed, target: str) -> None:
         """The Service's endpoints are exactly the target slot's ready pods, and it answers."""
@@ -664,8 +666,8 @@ class BlueGreen:
         self.promote(seen, target, previous)
 
     def promote(self, seen: Observed, target: str, previous: Optional[str]) -> None:
-        switched = self.clock.monotonic()
         self.switch(seen, target)
+        switched = self.switched_monotonic
         try:
             self.verify(seen, target)
             self.analyse("post-promotion", self.params["post_promotion_analysis"], target)
