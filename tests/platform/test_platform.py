@@ -161,12 +161,14 @@ def test_workload_traffic_proxies_scraping_and_metrics(namespace, pushed_image):
     # The ClusterIP answers from the host (kube-proxy iptables rules), and reaches both pods.
     cluster_ip = kubectl("-n", namespace, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
     seen = set()
-    for _ in range(40):
+
+    def both_pods_answered():
+        # kube-proxy programs a new Service's rules asynchronously: refused connections are retried.
         with urllib.request.urlopen(f"http://{cluster_ip}/", timeout=5) as resp:
             seen.add(resp.read().decode().strip().removeprefix("hello from "))
-        if seen == names:
-            break
-    assert seen == names
+        return seen == names
+
+    wait_for("the ClusterIP to reach both pods", both_pods_answered, timeout=30, interval=0.2)
 
     # The API server's pod proxy and service proxy reach the pods.
     pod = sorted(names)[0]
