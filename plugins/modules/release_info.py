@@ -20,7 +20,7 @@ description:
   - The lock is described with its holder, renewal time, expiry and whether it has expired, so an operator can
     tell a live run from a dead one before stealing the lock.
 author:
-  - userservice.deploy contributors
+  - userservice.deploy contributors (@userservice-deploy)
 extends_documentation_fragment:
   - userservice.deploy.auth
 attributes:

@@ -164,7 +164,7 @@ def test_deployment_image_differs_from_record(kube: FakeKube, capsys: pytest.Cap
 
 def test_in_flight_run_is_returned_and_not_a_disagreement(kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:
     two_releases(kube)
-    state, _ = release_state.StateStore(kube, NS, APP).read()
+    state, _version = release_state.StateStore(kube, NS, APP).read()
     state = release_state.begin_run(
         state, run_id="r3", action="release", holder="awx job 7", now=T0, target_slot="blue"
     )
@@ -182,7 +182,7 @@ def test_in_flight_run_is_returned_and_not_a_disagreement(kube: FakeKube, capsys
 
 def test_pending_slot_and_preview_service(kube: FakeKube, capsys: pytest.CaptureFixture[str]) -> None:
     two_releases(kube)
-    state, _ = release_state.StateStore(kube, NS, APP).read()
+    state, _version = release_state.StateStore(kube, NS, APP).read()
     add_record(kube, release_state.set_pending(state, "blue", now=T0))
     add_service(kube, "blue", name=APP + "-preview")
     result = run_module(capsys)
