@@ -147,9 +147,7 @@ def read_image(image: str) -> tuple[str, str, str]:
 
 
 def codename_of(os_release: str) -> str:
-    values = dict(
-        line.split("=", 1) for line in os_release.splitlines() if "=" in line and not line.startswith("#")
-    )
+    values = dict(line.split("=", 1) for line in os_release.splitlines() if "=" in line and not line.startswith("#"))
     if values.get("ID", "").strip('"') != "debian":
         raise ScanError(f"the image is not Debian (os-release ID={values.get('ID', 'unknown')})")
     codename = values.get("VERSION_CODENAME", "").strip('"')
