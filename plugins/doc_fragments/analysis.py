@@ -52,7 +52,7 @@ options:
             type: str
       variables:
         description:
-          - Extra values for C({{ name }}) placeholders in O(analysis.checks[].query).
+          - Extra values for C(${name}) placeholders in O(analysis.checks[].query).
           - The engine always sets V(namespace), V(app), V(version), V(slot) and V(track); they cannot be
             overridden here.
         type: dict
@@ -79,7 +79,7 @@ options:
             description:
               - PromQL template for a V(prometheus) check; exactly one of O(analysis.checks[].query) and
                 O(analysis.checks[].metric) is required.
-              - Placeholders C({{ name }}) are replaced by plain substitution, not Jinja. Inside a quoted string
+              - Placeholders C(${name}) are replaced by plain substitution, not Jinja. Inside a quoted string
                 the value is escaped for PromQL; outside quotes it must be a plain token (letters, digits, C(_),
                 C(.), C(:)), so a value cannot change the query's structure.
               - Available names are V(namespace), V(app), V(version), V(slot), V(track), V(window),

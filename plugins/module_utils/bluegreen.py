@@ -112,6 +112,16 @@ def record_replicas(state: Dict[str, Any], slot: str, replicas: int) -> Dict[str
     return new
 
 
+def record_revert(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
+    """Traffic went back to ``slot`` within the same run (the run then ends rolled back)."""
+    new = json.loads(json.dumps(state))
+    new["active_slot"] = slot
+    if new.get("run"):
+        new["run"]["reverted_at"] = now
+    new["updated_at"] = now
+    return new
+
+
 def _bad(option: str, expected: str, seen: Any) -> InvalidArgumentError:
     return InvalidArgumentError(option, expected, seen)
 
@@ -448,7 +458,8 @@ class BlueGreen:
         name = deployment_name(self.app, target)
         deployment = wait_for_rollout(self.client, self.ns, name, timeout=self.params["rollout_timeout"], interval=1.0,
                                       clock=self.clock, heartbeat=self.beat)
-        self.save(lambda s: set_phase(s, "gating", now=self.now()))
+        # A gate inside a rollback after a breach belongs to that phase; only a deploy moves on to gating.
+        self.save(lambda s: set_phase(s, "gating", now=self.now()) if s.get("phase") == "deploying" else s)
         self.result["health"] = run_health_gate(self.client, deployment, HealthSpec(self.params.get("health")),
                                                 clock=self.clock, heartbeat=self.beat)
 
@@ -479,7 +490,7 @@ class BlueGreen:
     def slot_version(self, slot: str) -> Optional[str]:
         return ((self.state.get("slots") or {}).get(slot) or {}).get("version")
 
-    def switch(self, seen: Observed, target: str) -> None:
+    def switch(self, seen: Observed, target: str, revert: bool = False) -> None:
         service = self.client.read("Service", self.ns, seen.service_name)
         selector = dict((service.get("spec") or {}).get("selector") or {})
         after = dict(selector, **slot_selector(self.app, target))
@@ -489,7 +500,10 @@ class BlueGreen:
                               resource_version=service["metadata"]["resourceVersion"])
         self.switched_monotonic = self.clock.monotonic()
         self.result["switched_at"] = self.now()
-        self.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
+        if revert:
+            self.save(lambda s: record_revert(s, target, now=self.result["switched_at"]))
+        else:
+            self.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
 
     def verify(self, seen: Observed, target: str) -> None:
         """The Service's endpoints are exactly the target slot's ready pods, and it answers."""
@@ -523,7 +537,9 @@ class BlueGreen:
         if previous is None or seen.slots.get(previous) is None:
             return False
         self.log("flip Service %s back to slot %s" % (seen.service_name, previous))
-        self.switch(seen, previous)
+        switched_at = self.result.get("switched_at")
+        self.switch(seen, previous, revert=True)
+        self.result["switched_at"] = switched_at
         self.result["reverted_at"] = self.now()
         return True
 
@@ -593,10 +609,10 @@ class BlueGreen:
             handler(seen)
         finally:
             self.release_lock()
-        self.result["plan"] = self.plan.as_list()
-        self.result["changed"] = self.plan.changed
-        self.result["diff"] = self.plan.diff()
-        self.result["state"] = self.state if not self.check_mode else (seen.state or {})
+            self.result["plan"] = self.plan.as_list()
+            self.result["changed"] = self.plan.changed
+            self.result["diff"] = self.plan.diff()
+            self.result["state"] = self.state if not self.check_mode else (seen.state or {})
         return self.result
 
     def do_release(self, seen: Observed) -> None:
@@ -783,7 +799,7 @@ class BlueGreen:
                 recorded = ((self.state.get("slots") or {}).get(previous) or {}).get("replicas")
                 self.scale(previous, int(recorded or _replicas(seen.slots[active]) or 1))
                 self.gate(previous)
-            self.switch(seen, previous)
+            self.switch(seen, previous, revert=True)
             self.verify(seen, previous)
         except ReleaseError as inner:
             self.end_run("failed", failure=self.result["breach"])

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Prometheus instant queries, query templates and the built-in queries.
 
-Templates use ``{{ name }}`` placeholders filled by plain substitution, never
+Templates use ``${name}`` placeholders filled by plain substitution, never
 Jinja: a template is data from the inventory and must not run code. Values are
 escaped for the PromQL string literal they sit in, and a placeholder outside a
 string literal only accepts plain tokens (numbers, durations, identifiers), so
@@ -27,7 +27,8 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     PrometheusUnreachableError,
 )
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# ${name}: a syntax Jinja leaves alone, so queries written in inventories reach us untemplated.
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BARE_TOKEN = re.compile(r"^[A-Za-z0-9_.:]+$")
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
@@ -38,16 +39,16 @@ DURATION_BUCKET_METRIC = "http_request_duration_seconds_bucket"
 
 BUILTIN_QUERIES: Dict[str, str] = {
     "error_ratio": (
-        "sum(rate(" + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}",'
-        'status_code=~"5.."}[{{ window }}]))'
+        "sum(rate(" + REQUESTS_METRIC + '{namespace="${namespace}",app="${app}",version="${version}",'
+        'status_code=~"5.."}[${window}]))'
         " / "
-        "sum(rate(" + REQUESTS_METRIC + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}'
-        "[{{ window }}]))"
+        "sum(rate(" + REQUESTS_METRIC + '{namespace="${namespace}",app="${app}",version="${version}"}'
+        "[${window}]))"
     ),
     "latency_quantile": (
-        "histogram_quantile({{ quantile }}, sum by (le) (rate("
+        "histogram_quantile(${quantile}, sum by (le) (rate("
         + DURATION_BUCKET_METRIC
-        + '{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}[{{ window }}])))'
+        + '{namespace="${namespace}",app="${app}",version="${version}"}[${window}])))'
     ),
 }
 
@@ -67,7 +68,7 @@ def _escape(value: str, quote: str) -> str:
 
 
 def render_query(template: str, variables: Dict[str, Any], option: str = "query") -> str:
-    """Fill ``{{ name }}`` placeholders, escaping each value for where it stands.
+    """Fill ``${name}`` placeholders, escaping each value for where it stands.
 
     Inside ``"..."`` and ``'...'`` a value is escaped; inside a backtick raw
     string it may not contain a backtick; outside any string it must be a plain
@@ -84,7 +85,7 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
                 raise InvalidArgumentError(
                     option,
                     "placeholders among %s" % ", ".join(sorted(k for k, v in variables.items() if v is not None)),
-                    "{{ %s }}" % key,
+                    "${%s}" % key,
                 )
             value = variables[key]
             text = _format_value(value)
@@ -92,7 +93,7 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
                 if not BARE_TOKEN.match(text):
                     raise InvalidArgumentError(
                         option,
-                        "a plain token (letters, digits, '_', '.', ':') for {{ %s }} outside quotes" % key,
+                        "a plain token (letters, digits, '_', '.', ':') for ${%s} outside quotes" % key,
                         text,
                         hint="Put the placeholder inside a quoted label value",
                     )
@@ -101,7 +102,7 @@ def render_query(template: str, variables: Dict[str, Any], option: str = "query"
                 try:
                     out.append(_escape(text, quote))
                 except ValueError as exc:
-                    raise InvalidArgumentError(option, "a value without backticks for {{ %s }}" % key, text) from exc
+                    raise InvalidArgumentError(option, "a value without backticks for ${%s}" % key, text) from exc
             i = match.end()
             continue
         char = template[i]

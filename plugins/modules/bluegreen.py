@@ -280,6 +280,7 @@ def main() -> None:
     )
     require_libraries(module)
     params = module.params
+    engine = None
     try:
         validate_params(params)
         client = KubeClient.from_params(params, dry_run=module.check_mode)
@@ -294,7 +295,9 @@ def main() -> None:
         )
         result = engine.run()
     except ReleaseError as exc:
-        partial = getattr(exc, "partial_result", None) or {}
+        # What the run did before it failed (plan, health, verdicts, failure, state) is part of the answer.
+        partial = dict(engine.result) if engine is not None else {}
+        partial.pop("diff", None)
         module.fail_json(**dict(partial, **error_result(exc)))
     except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
         module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())

@@ -356,7 +356,7 @@ class TestArguments:
             clock=clock,
             prometheus=AnalysisContext.prometheus_from_params({}, http_get=http),
         )
-        check = prom_check(metric=None, query='sum(rate(x{route="{{ route }}"}[1m]))', samples=1)
+        check = prom_check(metric=None, query='sum(rate(x{route="${route}"}[1m]))', samples=1)
         result = run_analysis(parse_checks([check]), context)
         assert result["checks"][0]["query"] == 'sum(rate(x{route="/api/users"}[1m]))'
 

@@ -44,7 +44,7 @@ class TestRender:
         assert query.startswith("histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{")
 
     def test_whitespace_in_placeholder_is_optional(self) -> None:
-        assert render_query('x{slot="{{slot}}"}', VARS) == 'x{slot="green"}'
+        assert render_query('x{slot="${slot}"}', VARS) == 'x{slot="green"}'
 
     @pytest.mark.parametrize(
         "value, rendered",
@@ -55,35 +55,35 @@ class TestRender:
         ],
     )
     def test_values_in_double_quotes_are_escaped(self, value: str, rendered: str) -> None:
-        assert render_query('m{version="{{ version }}"}', dict(VARS, version=value)) == rendered
+        assert render_query('m{version="${version}"}', dict(VARS, version=value)) == rendered
 
     def test_single_quoted_context_escapes_single_quote(self) -> None:
-        assert render_query("m{version='{{ version }}'}", dict(VARS, version="a'b")) == "m{version='a\\'b'}"
+        assert render_query("m{version='${version}'}", dict(VARS, version="a'b")) == "m{version='a\\'b'}"
 
     def test_backtick_in_raw_string_is_refused(self) -> None:
         with pytest.raises(InvalidArgumentError):
-            render_query("m{version=`{{ version }}`}", dict(VARS, version="a`b"))
+            render_query("m{version=`${version}`}", dict(VARS, version="a`b"))
 
     def test_unquoted_placeholder_accepts_only_plain_tokens(self) -> None:
-        assert render_query("rate(m[{{ window }}])", VARS) == "rate(m[1m])"
+        assert render_query("rate(m[${window}])", VARS) == "rate(m[1m])"
         with pytest.raises(InvalidArgumentError) as info:
-            render_query("rate(m[{{ window }}])", dict(VARS, window="1m]) or vector(1"))
+            render_query("rate(m[${window}])", dict(VARS, window="1m]) or vector(1"))
         assert "outside quotes" in str(info.value)
 
     def test_escaped_quote_in_template_keeps_string_context(self) -> None:
         # The \" does not close the string, so the placeholder is still inside quotes.
-        rendered = render_query('m{a="x\\"{{ version }}"}', dict(VARS, version='"'))
+        rendered = render_query('m{a="x\\"${version}"}', dict(VARS, version='"'))
         assert rendered == 'm{a="x\\"\\""}'
 
     def test_unknown_placeholder_names_option_and_known_names(self) -> None:
         with pytest.raises(InvalidArgumentError) as info:
-            render_query('m{x="{{ colour }}"}', VARS, "analysis.checks[0].query")
+            render_query('m{x="${colour}"}', VARS, "analysis.checks[0].query")
         assert info.value.option == "analysis.checks[0].query"
-        assert "{{ colour }}" in str(info.value) and "version" in str(info.value)
+        assert "${colour}" in str(info.value) and "version" in str(info.value)
 
     def test_unbalanced_quotes_are_refused(self) -> None:
         with pytest.raises(InvalidArgumentError):
-            render_query('m{x="{{ version }}}', VARS)
+            render_query('m{x="${version}}', VARS)
 
 
 class TestClient:
