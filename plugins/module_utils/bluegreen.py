@@ -55,10 +55,10 @@ from ansible_collections.userservice.deploy.plugins.module_utils.state import (
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
     SystemClock,
-    isoformat,
-    poll,
-    pod_ready,
     current_pods,
+    isoformat,
+    pod_ready,
+    poll,
     wait_for_rollout,
 )
 
@@ -100,9 +100,14 @@ class AnalysisInconclusive(AnalysisFailedError):
     """Pre-promotion analysis could not decide: the release pauses as a preview."""
 
     def __init__(self, error: AnalysisFailedError) -> None:
-        super().__init__(error.message, expected=error.expected, seen=error.seen, data=error.data,
-                         hint="Traffic was not moved and the new slot is kept as a preview: promote it "
-                              "(state=promoted, playbooks/promote.yml) or abort it (state=aborted, playbooks/abort.yml)")
+        super().__init__(
+            error.message,
+            expected=error.expected,
+            seen=error.seen,
+            data=error.data,
+            hint="Traffic was not moved and the new slot is kept as a preview: promote it "
+            "(state=promoted, playbooks/promote.yml) or abort it (state=aborted, playbooks/abort.yml)",
+        )
 
 
 def record_replicas(state: Dict[str, Any], slot: str, replicas: int) -> Dict[str, Any]:
@@ -176,26 +181,36 @@ def validate_params(params: Dict[str, Any]) -> None:
         if params[option] <= 0:
             raise _bad(option, "seconds > 0", params[option])
     if params["scale_down_delay"] < -1:
-        raise _bad("scale_down_delay", "seconds >= 0, or -1 to keep the previous slot running", params["scale_down_delay"])
+        raise _bad(
+            "scale_down_delay", "seconds >= 0, or -1 to keep the previous slot running", params["scale_down_delay"]
+        )
     if params["history_limit"] < 1:
         raise _bad("history_limit", "an integer >= 1", params["history_limit"])
     names = {check.name for check in parse_checks((params.get("analysis") or {}).get("checks"))}
     for option in ("pre_promotion_analysis", "post_promotion_analysis"):
         for name in params.get(option) or []:
             if name not in names:
-                raise _bad(option, "names of checks defined in analysis.checks (%s)" % (", ".join(sorted(names)) or "none"), name)
+                raise _bad(
+                    option,
+                    "names of checks defined in analysis.checks (%s)" % (", ".join(sorted(names)) or "none"),
+                    name,
+                )
     HealthSpec(params.get("health")).validate()
 
 
 def validate_pod_template(template: Any, container: str) -> None:
     if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
-        raise _bad("pod_template", "a Pod template: a dict with 'spec' (and optional 'metadata')", type(template).__name__)
+        raise _bad(
+            "pod_template", "a Pod template: a dict with 'spec' (and optional 'metadata')", type(template).__name__
+        )
     containers = template["spec"].get("containers")
     if not isinstance(containers, list) or not containers:
         raise _bad("pod_template.spec.containers", "a non-empty list of containers", containers)
     names = [c.get("name") for c in containers if isinstance(c, dict)]
     if container not in names:
-        raise _bad("container_name", "the name of a container in pod_template (%s)" % ", ".join(map(str, names)), container)
+        raise _bad(
+            "container_name", "the name of a container in pod_template (%s)" % ", ".join(map(str, names)), container
+        )
 
 
 def canonical_hash(value: Any) -> str:
@@ -277,9 +292,11 @@ def _warm(deployment: Optional[Dict[str, Any]]) -> bool:
         return False
     want = _replicas(deployment) or 0
     status = deployment.get("status") or {}
-    return want > 0 and int(status.get("availableReplicas") or 0) >= want and int(
-        status.get("updatedReplicas") or 0
-    ) >= want
+    return (
+        want > 0
+        and int(status.get("availableReplicas") or 0) >= want
+        and int(status.get("updatedReplicas") or 0) >= want
+    )
 
 
 class Observed:
@@ -298,7 +315,9 @@ class Observed:
                 status=404,
                 hint="Apply the shared objects first (playbooks/deploy.yml, role workload) or set option service",
             )
-        self.preview = client.read_optional("Service", ns, params["preview_service"]) if params.get("preview_service") else None
+        self.preview = (
+            client.read_optional("Service", ns, params["preview_service"]) if params.get("preview_service") else None
+        )
         self.slots = {slot: client.read_optional("Deployment", ns, deployment_name(app, slot)) for slot in SLOTS}
         self.state, self.state_version = store.read()
         self.selector = dict((self.service.get("spec") or {}).get("selector") or {})
@@ -383,8 +402,12 @@ class BlueGreen:
         else:
             changes = []
             if _template_hash(current) != _template_hash(desired):
-                changes.append(FieldChange("spec.template.image", _image(current, self.container), self.params["image"]))
-                changes.append(FieldChange("metadata.annotations.template-hash", _template_hash(current), _template_hash(desired)))
+                changes.append(
+                    FieldChange("spec.template.image", _image(current, self.container), self.params["image"])
+                )
+                changes.append(
+                    FieldChange("metadata.annotations.template-hash", _template_hash(current), _template_hash(desired))
+                )
             if _replicas(current) != self.params["replicas"]:
                 changes.append(FieldChange("spec.replicas", _replicas(current), self.params["replicas"]))
             if changes:
@@ -394,31 +417,74 @@ class BlueGreen:
     def plan_gates(self, target: str) -> None:
         name = deployment_name(self.app, target)
         self.plan.add(
-            PlanStep("wait", "Deployment", name, namespace=self.ns, gate={"rollout_timeout": self.params["rollout_timeout"]},
-                     note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded")
+            PlanStep(
+                "wait",
+                "Deployment",
+                name,
+                namespace=self.ns,
+                gate={"rollout_timeout": self.params["rollout_timeout"]},
+                note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
+            )
         )
-        self.plan.add(PlanStep("gate", "Deployment", name, namespace=self.ns, gate=HealthSpec(self.params.get("health")).describe(),
-                               note="each new pod answers the health endpoint through the API server pod proxy"))
+        self.plan.add(
+            PlanStep(
+                "gate",
+                "Deployment",
+                name,
+                namespace=self.ns,
+                gate=HealthSpec(self.params.get("health")).describe(),
+                note="each new pod answers the health endpoint through the API server pod proxy",
+            )
+        )
         if self.params["pre_promotion_analysis"]:
-            self.plan.add(PlanStep("analyse", "Deployment", name, namespace=self.ns,
-                                   gate={"phase": "pre-promotion", "checks": self.params["pre_promotion_analysis"]}))
+            self.plan.add(
+                PlanStep(
+                    "analyse",
+                    "Deployment",
+                    name,
+                    namespace=self.ns,
+                    gate={"phase": "pre-promotion", "checks": self.params["pre_promotion_analysis"]},
+                )
+            )
 
     def plan_switch(self, seen: Observed, target: str) -> None:
         selector = dict(seen.selector)
         after = dict(selector, **slot_selector(self.app, target))
         if after != selector:
             self.plan.add(
-                PlanStep("patch", "Service", seen.service_name, namespace=self.ns,
-                         changes=[FieldChange("spec.selector", selector, after)],
-                         note="guarded by resourceVersion %s" % seen.service["metadata"].get("resourceVersion"))
+                PlanStep(
+                    "patch",
+                    "Service",
+                    seen.service_name,
+                    namespace=self.ns,
+                    changes=[FieldChange("spec.selector", selector, after)],
+                    note="guarded by resourceVersion %s" % seen.service["metadata"].get("resourceVersion"),
+                )
             )
-        self.plan.add(PlanStep("verify", "Service", seen.service_name, namespace=self.ns,
-                               gate={"timeout": self.params["verify_timeout"]},
-                               note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy"))
+        self.plan.add(
+            PlanStep(
+                "verify",
+                "Service",
+                seen.service_name,
+                namespace=self.ns,
+                gate={"timeout": self.params["verify_timeout"]},
+                note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
+            )
+        )
         if self.params["post_promotion_analysis"]:
-            self.plan.add(PlanStep("analyse", "Service", seen.service_name, namespace=self.ns,
-                                   gate={"phase": "post-promotion", "checks": self.params["post_promotion_analysis"],
-                                         "on_failure": "flip the selector back"}))
+            self.plan.add(
+                PlanStep(
+                    "analyse",
+                    "Service",
+                    seen.service_name,
+                    namespace=self.ns,
+                    gate={
+                        "phase": "post-promotion",
+                        "checks": self.params["post_promotion_analysis"],
+                        "on_failure": "flip the selector back",
+                    },
+                )
+            )
 
     def plan_scale_down(self, seen: Observed, slot: Optional[str]) -> None:
         if slot is None or seen.slots.get(slot) is None or self.params["scale_down_delay"] < 0:
@@ -426,9 +492,15 @@ class BlueGreen:
         current = _replicas(seen.slots[slot])
         if current:
             self.plan.add(
-                PlanStep("scale", "Deployment", deployment_name(self.app, slot), namespace=self.ns,
-                         changes=[FieldChange("spec.replicas", current, 0)],
-                         note="after scale_down_delay=%ss (kept warm for instant rollback until then)" % self.params["scale_down_delay"])
+                PlanStep(
+                    "scale",
+                    "Deployment",
+                    deployment_name(self.app, slot),
+                    namespace=self.ns,
+                    changes=[FieldChange("spec.replicas", current, 0)],
+                    note="after scale_down_delay=%ss (kept warm for instant rollback until then)"
+                    % self.params["scale_down_delay"],
+                )
             )
 
     # -- steps --------------------------------------------------------------------
@@ -451,30 +523,56 @@ class BlueGreen:
         if current is None or _replicas(current) == replicas:
             return
         self.log("scale Deployment %s to %d" % (name, replicas))
-        self.client.patch("Deployment", self.ns, name, {"spec": {"replicas": replicas}},
-                          resource_version=current["metadata"]["resourceVersion"])
+        self.client.patch(
+            "Deployment",
+            self.ns,
+            name,
+            {"spec": {"replicas": replicas}},
+            resource_version=current["metadata"]["resourceVersion"],
+        )
 
     def gate(self, target: str) -> None:
         name = deployment_name(self.app, target)
-        deployment = wait_for_rollout(self.client, self.ns, name, timeout=self.params["rollout_timeout"], interval=1.0,
-                                      clock=self.clock, heartbeat=self.beat)
+        deployment = wait_for_rollout(
+            self.client,
+            self.ns,
+            name,
+            timeout=self.params["rollout_timeout"],
+            interval=1.0,
+            clock=self.clock,
+            heartbeat=self.beat,
+        )
         # A gate inside a rollback after a breach belongs to that phase; only a deploy moves on to gating.
         self.save(lambda s: set_phase(s, "gating", now=self.now()) if s.get("phase") == "deploying" else s)
-        self.result["health"] = run_health_gate(self.client, deployment, HealthSpec(self.params.get("health")),
-                                                clock=self.clock, heartbeat=self.beat)
+        self.result["health"] = run_health_gate(
+            self.client, deployment, HealthSpec(self.params.get("health")), clock=self.clock, heartbeat=self.beat
+        )
 
     def analyse(self, phase: str, names: List[str], slot: str) -> None:
         if not names:
             return
-        checks = select_checks(parse_checks((self.params.get("analysis") or {}).get("checks")), names, "%s_analysis" % phase.replace("-", "_"))
+        checks = select_checks(
+            parse_checks((self.params.get("analysis") or {}).get("checks")),
+            names,
+            "%s_analysis" % phase.replace("-", "_"),
+        )
         context = AnalysisContext(
-            namespace=self.ns, app=self.app, version=self.params.get("version") or self.slot_version(slot), slot=slot,
-            variables=(self.params.get("analysis") or {}).get("variables"), prometheus=self.prometheus,
-            kube=self.client, clock=self.clock, heartbeat=self.beat,
+            namespace=self.ns,
+            app=self.app,
+            version=self.params.get("version") or self.slot_version(slot),
+            slot=slot,
+            variables=(self.params.get("analysis") or {}).get("variables"),
+            prometheus=self.prometheus,
+            kube=self.client,
+            clock=self.clock,
+            heartbeat=self.beat,
         )
         # Pre-promotion analysis is a phase of its own; after the switch it refines the current phase.
-        self.save(lambda s: set_phase(s, "analysing" if phase == "pre-promotion" else s["phase"], now=self.now(),
-                                      step="%s analysis" % phase))
+        self.save(
+            lambda s: set_phase(
+                s, "analysing" if phase == "pre-promotion" else s["phase"], now=self.now(), step="%s analysis" % phase
+            )
+        )
         verdict = run_analysis(checks, context)
         self.result["verdicts"][phase] = verdict
         error = analysis_error(verdict, phase, inconclusive_fails=True)
@@ -496,8 +594,13 @@ class BlueGreen:
         after = dict(selector, **slot_selector(self.app, target))
         if after != selector:
             self.log("switch Service %s to slot %s" % (seen.service_name, target))
-            self.client.patch("Service", self.ns, seen.service_name, {"spec": {"selector": after}},
-                              resource_version=service["metadata"]["resourceVersion"])
+            self.client.patch(
+                "Service",
+                self.ns,
+                seen.service_name,
+                {"spec": {"selector": after}},
+                resource_version=service["metadata"]["resourceVersion"],
+            )
         self.switched_monotonic = self.clock.monotonic()
         self.result["switched_at"] = self.now()
         if revert:
@@ -522,14 +625,25 @@ class BlueGreen:
                 return False, {"endpoints": sorted(have), "new_slot_pods": sorted(want)}
             return True, sorted(have)
 
-        endpoints = poll(step, timeout=self.params["verify_timeout"], interval=0.5,
-                         what="Service %s endpoints to be the %s slot's pods" % (seen.service_name, target),
-                         clock=self.clock, heartbeat=self.beat)
+        endpoints = poll(
+            step,
+            timeout=self.params["verify_timeout"],
+            interval=0.5,
+            what="Service %s endpoints to be the %s slot's pods" % (seen.service_name, target),
+            clock=self.clock,
+            heartbeat=self.beat,
+        )
         port = ((seen.service.get("spec") or {}).get("ports") or [{}])[0].get("port", 80)
         response = self.client.service_proxy_get(self.ns, seen.service_name, port, health.path, health.request_timeout)
         if not 200 <= response.status < 300:
-            raise ReleaseError("the active Service does not answer after the switch", kind="Service", namespace=self.ns,
-                               name=seen.service_name, expected="2xx on %s" % health.path, seen="HTTP %s" % response.status)
+            raise ReleaseError(
+                "the active Service does not answer after the switch",
+                kind="Service",
+                namespace=self.ns,
+                name=seen.service_name,
+                expected="2xx on %s" % health.path,
+                seen="HTTP %s" % response.status,
+            )
         self.result["verified_endpoints"] = endpoints
 
     def flip_back(self, seen: Observed, previous: Optional[str]) -> bool:
@@ -550,9 +664,14 @@ class BlueGreen:
         remaining = switched_at + delay - self.clock.monotonic()
         if remaining > 0:
             self.log("keeping slot %s warm for %.0fs" % (slot, remaining))
-            poll(lambda: (self.clock.monotonic() >= switched_at + delay, None), timeout=None,
-                 interval=lambda: max(0.0, min(5.0, switched_at + delay - self.clock.monotonic())),
-                 what="scale-down delay", clock=self.clock, heartbeat=self.beat)
+            poll(
+                lambda: (self.clock.monotonic() >= switched_at + delay, None),
+                timeout=None,
+                interval=lambda: max(0.0, min(5.0, switched_at + delay - self.clock.monotonic())),
+                what="scale-down delay",
+                clock=self.clock,
+                heartbeat=self.beat,
+            )
         self.scale(slot, 0)
         self.result["scaled_down"] = {"slot": slot, "at": self.now()}
 
@@ -574,17 +693,41 @@ class BlueGreen:
             self.result["interrupted_run"] = dead
             same = dead.get("action") == action and dead.get("target_slot") == target
             if not same:
-                self.save(lambda s: finish_run(s, "failed", now=self.now(), failure={
-                    "check": "run interrupted", "reason": "the run died (lease lost or process killed) and was superseded by run %s" % self.run_id,
-                }, history_limit=self.params["history_limit"]))
+                self.save(
+                    lambda s: finish_run(
+                        s,
+                        "failed",
+                        now=self.now(),
+                        failure={
+                            "check": "run interrupted",
+                            "reason": "the run died (lease lost or process killed) and was superseded by run %s"
+                            % self.run_id,
+                        },
+                        history_limit=self.params["history_limit"],
+                    )
+                )
         resume = self.state.get("phase") in ACTIVE_PHASES
-        self.save(lambda s: begin_run(s, run_id=self.run_id, action=action, holder=self.lock.holder, now=self.now(),
-                                      target_slot=target, resume=resume, phase=phase))
+        self.save(
+            lambda s: begin_run(
+                s,
+                run_id=self.run_id,
+                action=action,
+                holder=self.lock.holder,
+                now=self.now(),
+                target_slot=target,
+                resume=resume,
+                phase=phase,
+            )
+        )
 
     def end_run(self, outcome: str, failure: Optional[Dict[str, Any]] = None) -> None:
         if self.check_mode or not self.state.get("run"):
             return
-        self.save(lambda s: finish_run(s, outcome, now=self.now(), failure=failure, history_limit=self.params["history_limit"]))
+        self.save(
+            lambda s: finish_run(
+                s, outcome, now=self.now(), failure=failure, history_limit=self.params["history_limit"]
+            )
+        )
 
     def release_lock(self) -> None:
         if not self.check_mode and self.heartbeat is not None:
@@ -621,14 +764,23 @@ class BlueGreen:
         preview_only = self.params["state"] == "previewed"
         # Releasing what already serves traffic is a no-op (also what a resumed, finished run sees).
         # Replicas are not compared: an autoscaler may own them on the active slot.
-        if active and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active)) \
-                and not self._in_flight(seen):
-            self.result.update(active_slot=active, message="version %s (%s) already serves traffic from slot %s"
-                               % (self.params["version"], self.params["image"], active))
+        if (
+            active
+            and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active))
+            and not self._in_flight(seen)
+        ):
+            self.result.update(
+                active_slot=active,
+                message="version %s (%s) already serves traffic from slot %s"
+                % (self.params["version"], self.params["image"], active),
+            )
             return
         # A run that died after switching to the slot we would deploy again is resumed at verification.
-        resumed_after_switch = self._in_flight(seen) and (seen.state or {}).get("run", {}).get("target_slot") == active \
+        resumed_after_switch = (
+            self._in_flight(seen)
+            and (seen.state or {}).get("run", {}).get("target_slot") == active
             and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active))
+        )
         if resumed_after_switch:
             target = active
             previous = (seen.state or {}).get("run", {}).get("previous_slot")
@@ -652,15 +804,32 @@ class BlueGreen:
     def _in_flight(self, seen: Observed) -> bool:
         return bool(seen.state and seen.state.get("phase") in ACTIVE_PHASES and seen.state.get("run"))
 
-    def execute_release(self, seen: Observed, target: str, previous: Optional[str], desired: Dict[str, Any],
-                        preview_only: bool, resumed_after_switch: bool) -> None:
+    def execute_release(
+        self,
+        seen: Observed,
+        target: str,
+        previous: Optional[str],
+        desired: Dict[str, Any],
+        preview_only: bool,
+        resumed_after_switch: bool,
+    ) -> None:
         try:
             if not resumed_after_switch:
                 self.apply_deployment(seen, target, desired)
-                self.save(lambda s: record_replicas(set_slot(s, target, image=self.params["image"], now=self.now(),
-                                                             version=self.params["version"],
-                                                             config_refs=self.params["config_refs"]),
-                                                    target, self.params["replicas"]))
+                self.save(
+                    lambda s: record_replicas(
+                        set_slot(
+                            s,
+                            target,
+                            image=self.params["image"],
+                            now=self.now(),
+                            version=self.params["version"],
+                            config_refs=self.params["config_refs"],
+                        ),
+                        target,
+                        self.params["replicas"],
+                    )
+                )
                 self.gate(target)
                 if self.params.get("preview_service"):
                     self.ensure_preview_service(seen, target)
@@ -707,8 +876,13 @@ class BlueGreen:
         verdict = exc.data if exc.data.get("checks") else None
         if verdict:
             culprit = next((c for c in verdict["checks"] if c["verdict"] != "pass"), {})
-            data.update(check=culprit.get("check"), query=culprit.get("query"), value=culprit.get("value"),
-                        bound=culprit.get("bound"), samples=culprit.get("samples"))
+            data.update(
+                check=culprit.get("check"),
+                query=culprit.get("query"),
+                value=culprit.get("value"),
+                bound=culprit.get("bound"),
+                samples=culprit.get("samples"),
+            )
         elif exc.data:
             data["detail"] = exc.data
         self.result["failure"] = data
@@ -719,24 +893,46 @@ class BlueGreen:
         before = ((seen.preview or {}).get("spec") or {}).get("selector")
         after = slot_selector(self.app, target)
         if before != after:
-            self.plan.add(PlanStep("create" if seen.preview is None else "patch", "Service", name, namespace=self.ns,
-                                   changes=[FieldChange("spec.selector", before, after)]))
+            self.plan.add(
+                PlanStep(
+                    "create" if seen.preview is None else "patch",
+                    "Service",
+                    name,
+                    namespace=self.ns,
+                    changes=[FieldChange("spec.selector", before, after)],
+                )
+            )
 
     def ensure_preview_service(self, seen: Observed, target: str) -> None:
         name = self.params["preview_service"]
         selector = slot_selector(self.app, target)
         if seen.preview is None:
-            ports = [{k: v for k, v in port.items() if k in ("name", "port", "targetPort", "protocol")}
-                     for port in (seen.service.get("spec") or {}).get("ports") or []]
-            self.client.create("Service", self.ns, {
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": name, "namespace": self.ns,
-                             "labels": {NAME_LABEL: self.app, MANAGED_BY_LABEL: MANAGER}},
-                "spec": {"selector": selector, "ports": ports},
-            })
+            ports = [
+                {k: v for k, v in port.items() if k in ("name", "port", "targetPort", "protocol")}
+                for port in (seen.service.get("spec") or {}).get("ports") or []
+            ]
+            self.client.create(
+                "Service",
+                self.ns,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": name,
+                        "namespace": self.ns,
+                        "labels": {NAME_LABEL: self.app, MANAGED_BY_LABEL: MANAGER},
+                    },
+                    "spec": {"selector": selector, "ports": ports},
+                },
+            )
         elif (seen.preview.get("spec") or {}).get("selector") != selector:
-            self.client.patch("Service", self.ns, name, {"spec": {"selector": selector}},
-                              resource_version=seen.preview["metadata"]["resourceVersion"])
+            self.client.patch(
+                "Service",
+                self.ns,
+                name,
+                {"spec": {"selector": selector}},
+                resource_version=seen.preview["metadata"]["resourceVersion"],
+            )
 
     def do_promote(self, seen: Observed) -> None:
         pending = (seen.state or {}).get("pending_slot")
@@ -765,13 +961,28 @@ class BlueGreen:
         active = seen.active_slot
         names = self.params["post_promotion_analysis"]
         if active is None:
-            raise InvalidStateError("nothing to monitor: the Service selects no slot", kind="Service",
-                                    namespace=self.ns, name=seen.service_name, seen=json.dumps(seen.selector))
+            raise InvalidStateError(
+                "nothing to monitor: the Service selects no slot",
+                kind="Service",
+                namespace=self.ns,
+                name=seen.service_name,
+                seen=json.dumps(seen.selector),
+            )
         if not names:
             raise InvalidArgumentError("post_promotion_analysis", "the names of the checks to monitor with", names)
-        self.plan.add(PlanStep("analyse", "Service", seen.service_name, namespace=self.ns,
-                               gate={"phase": "post-promotion", "checks": names,
-                                     "on_failure": "roll back to slot %s" % other_slot(active)}))
+        self.plan.add(
+            PlanStep(
+                "analyse",
+                "Service",
+                seen.service_name,
+                namespace=self.ns,
+                gate={
+                    "phase": "post-promotion",
+                    "checks": names,
+                    "on_failure": "roll back to slot %s" % other_slot(active),
+                },
+            )
+        )
         self.result.update(active_slot=active, previous_slot=other_slot(active))
         if self.check_mode:
             self.lock.check()
@@ -812,24 +1023,45 @@ class BlueGreen:
     def do_rollback(self, seen: Observed) -> None:
         active = seen.active_slot
         if active is None:
-            raise InvalidStateError("nothing to roll back to: the Service selects no slot", kind="Service",
-                                    namespace=self.ns, name=seen.service_name, seen=json.dumps(seen.selector))
+            raise InvalidStateError(
+                "nothing to roll back to: the Service selects no slot",
+                kind="Service",
+                namespace=self.ns,
+                name=seen.service_name,
+                seen=json.dumps(seen.selector),
+            )
         previous = other_slot(active)
         deployment = seen.slots.get(previous)
         if deployment is None or _image(deployment, self.container) is None:
-            raise InvalidStateError("no previous slot to roll back to", kind="Deployment", namespace=self.ns,
-                                    name=deployment_name(self.app, previous), expected="a Deployment from an earlier release",
-                                    seen="none")
+            raise InvalidStateError(
+                "no previous slot to roll back to",
+                kind="Deployment",
+                namespace=self.ns,
+                name=deployment_name(self.app, previous),
+                expected="a Deployment from an earlier release",
+                seen="none",
+            )
         warm = _warm(deployment)
         recorded = ((seen.state or {}).get("slots") or {}).get(previous) or {}
         replicas = int(recorded.get("replicas") or _replicas(seen.slots[active]) or 1)
         if not warm:
-            self.plan.add(PlanStep("scale", "Deployment", deployment_name(self.app, previous), namespace=self.ns,
-                                   changes=[FieldChange("spec.replicas", _replicas(deployment), replicas)],
-                                   note="the previous slot was scaled down: scale up and gate before switching"))
+            self.plan.add(
+                PlanStep(
+                    "scale",
+                    "Deployment",
+                    deployment_name(self.app, previous),
+                    namespace=self.ns,
+                    changes=[FieldChange("spec.replicas", _replicas(deployment), replicas)],
+                    note="the previous slot was scaled down: scale up and gate before switching",
+                )
+            )
             self.plan_gates(previous)
-        self.params = dict(self.params, pre_promotion_analysis=[], version=self.slot_version(previous)
-                           or ((deployment.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL))
+        self.params = dict(
+            self.params,
+            pre_promotion_analysis=[],
+            version=self.slot_version(previous)
+            or ((deployment.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL),
+        )
         self.plan_switch(seen, previous)
         self.plan_scale_down(seen, active)
         self.result.update(active_slot=active, target_slot=previous, previous_slot=active, instant=warm)
@@ -873,5 +1105,9 @@ class BlueGreen:
             self.client.delete("Service", self.ns, self.params["preview_service"])
         if self.state.get("phase") in ACTIVE_PHASES and self.state.get("run"):
             self.save(lambda s: finish_run(s, "aborted", now=self.now(), history_limit=self.params["history_limit"]))
-        self.save(lambda s: dict(set_pending(s, None, now=self.now()),
-                                 slots={k: v for k, v in (s.get("slots") or {}).items() if k != target}))
+        self.save(
+            lambda s: dict(
+                set_pending(s, None, now=self.now()),
+                slots={k: v for k, v in (s.get("slots") or {}).items() if k != target},
+            )
+        )

@@ -28,7 +28,7 @@ description:
   - Check mode returns the ordered plan of every step and writes nothing; diff mode shows the selector and replica
     changes.
 author:
-  - userservice.deploy contributors
+  - userservice.deploy maintainers (@userservice-deploy)
 extends_documentation_fragment:
   - userservice.deploy.auth
   - userservice.deploy.health
@@ -124,7 +124,7 @@ options:
   pre_promotion_analysis:
     description:
       - Names of O(analysis.checks) run before the switch. A V(fail) verdict stops the release (traffic untouched).
-      - An V(inconclusive) verdict pauses it like a preview, with a failed result: the new slot stays up, and
+      - An V(inconclusive) verdict pauses it like a preview and fails the task; the new slot stays up, and
         O(state=promoted) or O(state=aborted) decides.
     type: list
     elements: str

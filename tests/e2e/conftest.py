@@ -40,9 +40,13 @@ def kubectl_json(*args: str) -> Dict[str, Any]:
 
 def cluster_reachable() -> bool:
     try:
-        return KUBECONFIG.exists() and run(
-            "kubectl", "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz", check=False, timeout=10
-        ).returncode == 0
+        return (
+            KUBECONFIG.exists()
+            and run(
+                "kubectl", "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz", check=False, timeout=10
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -65,9 +69,17 @@ def _tree_hash(path: Path) -> str:
 
 def registry_digest(repository: str, tag: str) -> Optional[str]:
     password = (STATE / "registry" / "password").read_text().strip()
-    out = run("curl", "-s", "-I", "-u", f"deploy:{password}", "-H",
-              "Accept: application/vnd.docker.distribution.manifest.v2+json",
-              f"http://{REGISTRY}/v2/{repository}/manifests/{tag}", check=False).stdout
+    out = run(
+        "curl",
+        "-s",
+        "-I",
+        "-u",
+        f"deploy:{password}",
+        "-H",
+        "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        f"http://{REGISTRY}/v2/{repository}/manifests/{tag}",
+        check=False,
+    ).stdout
     for line in out.splitlines():
         if line.lower().startswith("docker-content-digest:") and " 200" in out.splitlines()[0]:
             return line.split(":", 1)[1].strip()
@@ -82,12 +94,27 @@ def user_service_image() -> str:
     if digest is None:
         password = (STATE / "registry" / "password").read_text().strip()
         run("docker", "login", "--username", "deploy", "--password-stdin", REGISTRY, input=password)
-        base = next(line.split("=", 1)[1] for line in run(str(REPO / "hack/cluster/cluster"), "env").stdout.splitlines()
-                    if "USERSERVICE_BASE_IMAGE=" in line)
+        base = next(
+            line.split("=", 1)[1]
+            for line in run(str(REPO / "hack/cluster/cluster"), "env").stdout.splitlines()
+            if "USERSERVICE_BASE_IMAGE=" in line
+        )
         extra_ca = "".join(p.read_text() for p in sorted(Path("/usr/local/share/ca-certificates").glob("*.crt")))
         ref = f"{REGISTRY}/{repository}:{tag}"
-        run("docker", "build", "--build-arg", f"NODE_IMAGE={base}", "--build-arg", f"BUILD_CA_CERTS={extra_ca}",
-            "--build-arg", "APP_VERSION=e2e", "-t", ref, str(APP_DIR), timeout=900)
+        run(
+            "docker",
+            "build",
+            "--build-arg",
+            f"NODE_IMAGE={base}",
+            "--build-arg",
+            f"BUILD_CA_CERTS={extra_ca}",
+            "--build-arg",
+            "APP_VERSION=e2e",
+            "-t",
+            ref,
+            str(APP_DIR),
+            timeout=900,
+        )
         run("docker", "push", ref, timeout=300)
         digest = registry_digest(repository, tag)
     assert digest and digest.startswith("sha256:")
@@ -102,13 +129,26 @@ def namespace():
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted"}}},
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "user-service", "namespace": name},
-             "automountServiceAccountToken": False},
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "user-service", "namespace": name},
-             "spec": {"selector": {"app.kubernetes.io/name": "user-service"},
-                      "ports": [{"name": "http", "port": 80, "targetPort": 3000}]}},
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "user-service", "namespace": name},
+                "automountServiceAccountToken": False,
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "user-service", "namespace": name},
+                "spec": {
+                    "selector": {"app.kubernetes.io/name": "user-service"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
+                },
+            },
         ],
     }
     run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(manifest))
@@ -125,12 +165,26 @@ class Releaser:
         self.tmp = tmp
 
     def command(self, result_file: Path, **variables: Any) -> list:
-        extra = {"user_service_namespace": self.namespace, "e2e_image": self.image, "e2e_result_file": str(result_file),
-                 "workload_probe_period_seconds": 2}
-        extra.update({key if key.startswith(("e2e_", "workload_", "user_service_")) else "e2e_" + key: value
-                      for key, value in variables.items()})
-        return [str(VENV_BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "staging"),
-                str(REPO / "tests" / "e2e" / "playbooks" / "bluegreen.yml"), "-e", json.dumps(extra)]
+        extra = {
+            "user_service_namespace": self.namespace,
+            "e2e_image": self.image,
+            "e2e_result_file": str(result_file),
+            "workload_probe_period_seconds": 2,
+        }
+        extra.update(
+            {
+                key if key.startswith(("e2e_", "workload_", "user_service_")) else "e2e_" + key: value
+                for key, value in variables.items()
+            }
+        )
+        return [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            str(REPO / "inventories" / "staging"),
+            str(REPO / "tests" / "e2e" / "playbooks" / "bluegreen.yml"),
+            "-e",
+            json.dumps(extra),
+        ]
 
     def environment(self) -> Dict[str, str]:
         env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(KUBECONFIG), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
@@ -139,8 +193,14 @@ class Releaser:
 
     def start(self, **variables: Any):
         result_file = self.tmp / f"result-{uuid.uuid4().hex[:6]}.json"
-        proc = subprocess.Popen(self.command(result_file, **variables), cwd=REPO, env=self.environment(),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            self.command(result_file, **variables),
+            cwd=REPO,
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         return proc, result_file
 
     def __call__(self, **variables: Any) -> "Run":

@@ -42,8 +42,12 @@ def test_new_pods_never_ready(release, load, namespace):
     assert "ProgressDeadlineExceeded" in str(failure) or "progress deadline" in failure["reason"]
     green = kubectl_json("-n", namespace, "get", "deployment", "user-service-green")
     assert green["spec"]["replicas"] == 0  # on_failure: scale_down
-    record("bluegreen_bad_never_ready", seconds=round(run.seconds, 1), requests=stream.summary()["requests"],
-           failed=stream.summary()["failed"])
+    record(
+        "bluegreen_bad_never_ready",
+        seconds=round(run.seconds, 1),
+        requests=stream.summary()["requests"],
+        failed=stream.summary()["failed"],
+    )
 
 
 def test_ready_but_health_endpoint_fails(release, load, namespace):
@@ -53,46 +57,91 @@ def test_ready_but_health_endpoint_fails(release, load, namespace):
         # Health fails 6 s after start: the startup and readiness probes have passed by then and a lenient
         # liveness probe (30 failures) has not restarted the pods, so they are Ready while the gate, which wants
         # 10 good answers in a row, is still probing them.
-        run = release(version="2.0.0", env={"FAULT_HEALTH_FAIL": "true", "FAULT_FAIL_AFTER_SECONDS": "6"},
-                      workload_liveness_failure_threshold=30, workload_startup_period_seconds=1,
-                      health={"consecutive": 10, "interval": 1, "timeout": 90})
+        run = release(
+            version="2.0.0",
+            env={"FAULT_HEALTH_FAIL": "true", "FAULT_FAIL_AFTER_SECONDS": "6"},
+            workload_liveness_failure_threshold=30,
+            workload_startup_period_seconds=1,
+            health={"consecutive": 10, "interval": 1, "timeout": 90},
+        )
         settle(stream)
     failure = assert_failed_and_untouched(run, stream, namespace, ["health gate failed"])
     assert "500" in failure["reason"] or "500" in str(failure.get("detail")), failure
     assert run.result["error"]["data"]["pods"], run.result["error"]
-    record("bluegreen_bad_health", seconds=round(run.seconds, 1), requests=stream.summary()["requests"],
-           failed=stream.summary()["failed"])
+    record(
+        "bluegreen_bad_health",
+        seconds=round(run.seconds, 1),
+        requests=stream.summary()["requests"],
+        failed=stream.summary()["failed"],
+    )
 
 
 def test_error_share_caught_by_pre_promotion_analysis(release, load, namespace):
     baseline(release)
-    analysis = {"checks": [{
-        "name": "users-api", "type": "http", "service": "user-service-preview", "port": "80", "path": "/api/users",
-        "expected_status": [200], "samples": 10, "interval": 0.5, "failure_limit": 1,
-    }]}
+    analysis = {
+        "checks": [
+            {
+                "name": "users-api",
+                "type": "http",
+                "service": "user-service-preview",
+                "port": "80",
+                "path": "/api/users",
+                "expected_status": [200],
+                "samples": 10,
+                "interval": 0.5,
+                "failure_limit": 1,
+            }
+        ]
+    }
     with load(rate=10, max_seconds=200) as stream:
         settle(stream)
-        run = release(version="2.0.0", env={"FAULT_ERROR_RATE": "0.3"}, analysis=analysis, pre=["users-api"],
-                      preview_service="user-service-preview")
+        run = release(
+            version="2.0.0",
+            env={"FAULT_ERROR_RATE": "0.3"},
+            analysis=analysis,
+            pre=["users-api"],
+            preview_service="user-service-preview",
+        )
         settle(stream)
     failure = assert_failed_and_untouched(run, stream, namespace, ["pre-promotion analysis failed"])
     assert failure["check"] == "users-api"
     assert failure["samples"] and any(not s["ok"] for s in failure["samples"])
     assert run.result["verdicts"]["pre-promotion"]["verdict"] == "fail"
-    record("bluegreen_bad_error_share", seconds=round(run.seconds, 1), requests=stream.summary()["requests"],
-           failed=stream.summary()["failed"])
+    record(
+        "bluegreen_bad_error_share",
+        seconds=round(run.seconds, 1),
+        requests=stream.summary()["requests"],
+        failed=stream.summary()["failed"],
+    )
 
 
 def test_failure_after_switch_is_reverted_by_post_promotion_analysis(release, load, namespace):
     baseline(release)
-    analysis = {"prometheus": PROMETHEUS, "checks": [{
-        "name": "error-ratio", "type": "prometheus", "metric": "error_ratio", "window": "20s", "max": 0.05,
-        "samples": 12, "interval": 5, "failure_limit": 0, "on_no_data": "pass",
-    }]}
+    analysis = {
+        "prometheus": PROMETHEUS,
+        "checks": [
+            {
+                "name": "error-ratio",
+                "type": "prometheus",
+                "metric": "error_ratio",
+                "window": "20s",
+                "max": 0.05,
+                "samples": 12,
+                "interval": 5,
+                "failure_limit": 0,
+                "on_no_data": "pass",
+            }
+        ],
+    }
     with load(rate=20, max_seconds=300) as stream:
         settle(stream)
-        run = release(version="2.0.0", env={"FAULT_ERROR_RATE": "0.5", "FAULT_FAIL_AFTER_SECONDS": "25"},
-                      analysis=analysis, post=["error-ratio"], scale_down_delay=-1)
+        run = release(
+            version="2.0.0",
+            env={"FAULT_ERROR_RATE": "0.5", "FAULT_FAIL_AFTER_SECONDS": "25"},
+            analysis=analysis,
+            post=["error-ratio"],
+            scale_down_delay=-1,
+        )
         settle(stream, 3)
     assert run.rc != 0, run.output[-3000:]
     assert "post-promotion analysis failed" in run.result["msg"]
@@ -107,8 +156,13 @@ def test_failure_after_switch_is_reverted_by_post_promotion_analysis(release, lo
     breach = next(s["time"] for s in failure["samples"] if not s["ok"])
     reverted = run.result["reverted_at"]
     from test_bluegreen_release import _seconds_between
-    record("bluegreen_post_promotion_revert", failed_requests=summary["failed"], requests=summary["requests"],
-           breach_to_revert_seconds=round(_seconds_between(breach, reverted), 2))
+
+    record(
+        "bluegreen_post_promotion_revert",
+        failed_requests=summary["failed"],
+        requests=summary["requests"],
+        breach_to_revert_seconds=round(_seconds_between(breach, reverted), 2),
+    )
 
 
 def test_no_data_policies(release, namespace):
@@ -116,9 +170,20 @@ def test_no_data_policies(release, namespace):
     query = 'sum(http_requests_total{namespace="${namespace}",version="${version}",route="/api/users"})'
 
     def analysis(policy):
-        return {"prometheus": PROMETHEUS, "checks": [{
-            "name": "no-traffic", "type": "prometheus", "query": query, "max": 100, "samples": 2, "interval": 1,
-            "on_no_data": policy}]}
+        return {
+            "prometheus": PROMETHEUS,
+            "checks": [
+                {
+                    "name": "no-traffic",
+                    "type": "prometheus",
+                    "query": query,
+                    "max": 100,
+                    "samples": 2,
+                    "interval": 1,
+                    "on_no_data": policy,
+                }
+            ],
+        }
 
     failed = release(version="2.0.0", analysis=analysis("fail"), pre=["no-traffic"])
     assert failed.rc != 0 and "pre-promotion analysis failed" in failed.result["msg"], failed.result.get("msg")

@@ -60,8 +60,13 @@ def test_good_release_under_load_moves_traffic_with_zero_failed_requests(release
     state = release_state(namespace)
     assert state["active_slot"] == "green" and state["phase"] == "done"
     assert state["slots"]["green"]["version"] == "2.0.0"
-    record("bluegreen_good_release", requests=summary["requests"], failed=summary["failed"],
-           release_seconds=round(second.seconds, 1), old_slot_warm_seconds=round(warm_for, 1))
+    record(
+        "bluegreen_good_release",
+        requests=summary["requests"],
+        failed=summary["failed"],
+        release_seconds=round(second.seconds, 1),
+        old_slot_warm_seconds=round(warm_for, 1),
+    )
 
     # Releasing what already serves traffic changes nothing.
     again = release(version="2.0.0")
@@ -84,8 +89,12 @@ def test_rollback_after_good_release_is_instant_and_keeps_pods(release, load, na
     assert summary["failed"] == 0, summary
     assert stream.snapshot()[-1].version == "1.0.0"
     assert release_state(namespace)["active_slot"] == "blue"
-    record("bluegreen_rollback", rollback_seconds=round(back.seconds, 1), failed=summary["failed"],
-           requests=summary["requests"])
+    record(
+        "bluegreen_rollback",
+        rollback_seconds=round(back.seconds, 1),
+        failed=summary["failed"],
+        requests=summary["requests"],
+    )
 
 
 def _seconds_between(start: str, end: str) -> float:

@@ -38,8 +38,12 @@ def cluster_reachable() -> bool:
     if not KUBECONFIG.exists():
         return False
     try:
-        return run("kubectl", "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz", check=False,
-                   timeout=10).returncode == 0
+        return (
+            run(
+                "kubectl", "--kubeconfig", str(KUBECONFIG), "get", "--raw", "/readyz", check=False, timeout=10
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -131,10 +135,10 @@ def test_workload_traffic_proxies_scraping_and_metrics(namespace, pushed_image):
                                     "name": "web",
                                     "image": pushed_image,
                                     "ports": [{"containerPort": 8080}],
-                                    "env": [{"name": "POD_NAME", "valueFrom": {
-                                        "fieldRef": {"fieldPath": "metadata.name"}}}],
-                                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
-                                                       "periodSeconds": 2},
+                                    "env": [
+                                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                                    ],
+                                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2},
                                     "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
                                 }
                             ]
@@ -172,16 +176,24 @@ def test_workload_traffic_proxies_scraping_and_metrics(namespace, pushed_image):
 
     # The API server's pod proxy and service proxy reach the pods.
     pod = sorted(names)[0]
-    assert kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}:8080/proxy/").strip() == \
-        f"hello from {pod}"
-    assert kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/services/web:80/proxy/").startswith(
-        "hello from ")
+    assert (
+        kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}:8080/proxy/").strip() == f"hello from {pod}"
+    )
+    assert kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/services/web:80/proxy/").startswith("hello from ")
 
     # Pod-to-pod over the bridge (Docker's FORWARD DROP policy would break this without our rules).
     other = next(p for p in pods if p["metadata"]["name"] != pod)
-    body = kubectl("-n", namespace, "exec", pod, "--", "node", "-e",
-                   "require('http').get(process.argv[1], r => r.pipe(process.stdout))",
-                   f"http://{other['status']['podIP']}:8080/")
+    body = kubectl(
+        "-n",
+        namespace,
+        "exec",
+        pod,
+        "--",
+        "node",
+        "-e",
+        "require('http').get(process.argv[1], r => r.pipe(process.stdout))",
+        f"http://{other['status']['podIP']}:8080/",
+    )
     assert body.strip() == f"hello from {other['metadata']['name']}"
 
     # Prometheus discovered the pods through the API server and scraped them.

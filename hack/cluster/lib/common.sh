@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables defined here are read by the files that source this one
 # Paths, versions, logging and process tracking shared by every part of hack/cluster.
 
 CLUSTER_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

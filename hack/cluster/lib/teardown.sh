@@ -27,9 +27,10 @@ kill_leftover_shims() {
 unmount_state() {
   local m
   # Deepest mount points first.
-  for m in $(awk -v d="$STATE_DIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
-  done
+  awk -v d="$STATE_DIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+    while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
+    done
 }
 
 remove_network() {
@@ -50,10 +51,8 @@ remove_network() {
 }
 
 remove_kubepods_cgroups() {
-  local d
-  for d in $(find /sys/fs/cgroup/*/kubepods* -depth -type d 2>/dev/null); do
-    rmdir "$d" 2>/dev/null || true
-  done
+  # Children before parents (-depth); a cgroup still holding a process stays.
+  find /sys/fs/cgroup/*/kubepods* -depth -type d -exec rmdir {} \; 2>/dev/null || true
 }
 
 restore_sysctls() {
@@ -72,7 +71,9 @@ cmd_down() {
   stop_daemon kubelet
   remove_pod_sandboxes
   stop_daemon kube-proxy
-  [ -x "$KUBE_BIN_DIR/kube-proxy" ] && kube-proxy --cleanup >/dev/null 2>&1 || true
+  if [ -x "$KUBE_BIN_DIR/kube-proxy" ]; then
+    kube-proxy --cleanup >/dev/null 2>&1 || log "kube-proxy --cleanup reported an error (see its output by running it)"
+  fi
   stop_daemon containerd
   kill_leftover_shims
   stop_daemon prometheus
