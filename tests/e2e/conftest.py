@@ -88,6 +88,10 @@ def registry_digest(repository: str, tag: str) -> Optional[str]:
 
 @pytest.fixture(scope="session")
 def user_service_image() -> str:
+    return build_user_service_image()
+
+
+def build_user_service_image() -> str:
     """The User Service image, built from examples/user-service and pushed once per source tree."""
     repository, tag = "e2e/user-service", _tree_hash(APP_DIR)
     digest = registry_digest(repository, tag)

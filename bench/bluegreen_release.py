@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Benchmark: a blue/green release by the `bluegreen` module against a minimal raw kubectl script.
+
+Both do the same steps on the same namespace, alternately, in one invocation (this machine is noisy, so only the
+ratio means something): deploy the inactive slot, wait for its rollout, check health, patch the Service selector.
+The module also verifies the endpoints, keeps a state record and a lock, and (with its defaults) asks for three
+good health answers in a row per pod; the "comparable" run asks for one, like the script.
+
+Also measured, under a steady load from this machine: the time from the selector patch to the moment every
+answer comes from the new version.
+
+Writes the figures to docs/benchmarks.md (section "Blue/green release") and prints them as JSON.
+Usage: bench/bluegreen_release.py [--rounds N]   (needs the local platform: make cluster)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from conftest import (  # noqa: E402
+    KUBECONFIG,
+    Releaser,
+    build_user_service_image,
+    cluster_reachable,
+    kubectl,
+    kubectl_json,
+    run,
+    service_ip,
+)
+from loadgen import LoadGenerator  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from report import write_section  # noqa: E402
+
+
+def make_namespace() -> str:
+    name = "bench-bg-%d" % int(time.time())
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "user-service", "namespace": name},
+                "automountServiceAccountToken": False,
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "user-service", "namespace": name},
+                "spec": {
+                    "selector": {"app.kubernetes.io/name": "user-service"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
+                },
+            },
+        ],
+    }
+    run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(manifest))
+    return name
+
+
+def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: str) -> float:
+    """The minimal raw script: apply the target slot, rollout status, one health check, patch the selector."""
+    deployment = kubectl_json("-n", namespace, "get", "deployment", "user-service-" + source_slot)
+    for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "annotations"):
+        deployment["metadata"].pop(key, None)
+    deployment.pop("status", None)
+    deployment["metadata"]["name"] = "user-service-" + target_slot
+    for labels in (
+        deployment["metadata"]["labels"],
+        deployment["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["template"]["metadata"]["labels"],
+    ):
+        labels["deploy.userservice.io/slot"] = target_slot
+    deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] = version
+    for env in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
+        if env["name"] == "APP_VERSION":
+            env["value"] = version
+    deployment["spec"]["replicas"] = 2
+    started = time.monotonic()
+    run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(deployment))
+    kubectl("-n", namespace, "rollout", "status", "deployment/user-service-" + target_slot, "--timeout=180s")
+    pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + target_slot)["items"]
+    pod = next(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+    kubectl("get", "--raw", "/api/v1/namespaces/%s/pods/%s:3000/proxy/api/health/status" % (namespace, pod))
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "service",
+        "user-service",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": target_slot}}}),
+    )
+    return time.monotonic() - started
+
+
+def reset_to(namespace: str, slot: str, other: str) -> None:
+    """Back to the module's own record: traffic on `slot`, `other` deleted (the script left no state)."""
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "service",
+        "user-service",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": slot}}}),
+    )
+    kubectl("-n", namespace, "delete", "deployment", "user-service-" + other, "--ignore-not-found", "--wait=true")
+    for _ in range(120):
+        pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + other)["items"]
+        if not pods:
+            return
+        time.sleep(0.5)
+
+
+def wall_to_monotonic(stamp: str, anchor_wall: float, anchor_mono: float) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - anchor_wall + anchor_mono
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not cluster_reachable():
+        print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
+        return 2
+    image = build_user_service_image()
+    namespace = make_namespace()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-bg-"))
+    release = Releaser(namespace, image, tmp)
+    rows = []
+    try:
+        first = release(version="0.0.1", scale_down_delay=-1)
+        assert first.rc == 0, first.output[-2000:]
+        active, version = "blue", 1
+        for index in range(args.rounds):
+            inactive = "green" if active == "blue" else "blue"
+            script = kubectl_script(namespace, active, inactive, "script-%d" % index)
+            reset_to(namespace, active, inactive)
+            comparable = release(
+                version="1.%d.0" % version, scale_down_delay=-1, health={"consecutive": 1, "interval": 1, "timeout": 90}
+            )
+            assert comparable.rc == 0, comparable.output[-2000:]
+            active, version = inactive, version + 1
+            inactive = "green" if active == "blue" else "blue"
+            reset_to(namespace, active, inactive)
+            anchor_wall, anchor_mono = time.time(), time.monotonic()
+            stream = LoadGenerator(service_ip(namespace), rate=20, max_seconds=240).start()
+            time.sleep(2)
+            default = release(version="1.%d.0" % version, scale_down_delay=-1)
+            time.sleep(3)
+            stream.stop()
+            assert default.rc == 0, default.output[-2000:]
+            switched = wall_to_monotonic(default.result["switched_at"], anchor_wall, anchor_mono)
+            all_new = stream.first_time_all("1.%d.0" % version, since=switched - 5)
+            rows.append(
+                {
+                    "kubectl_script_s": round(script, 2),
+                    "module_comparable_s": round(comparable.seconds, 2),
+                    "module_default_s": round(default.seconds, 2),
+                    "switch_to_all_new_s": round(all_new - switched, 2) if all_new else None,
+                    "failed_requests": stream.summary()["failed"],
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+            active, version = inactive, version + 1
+            reset_to(namespace, active, inactive)
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    med = {key: statistics.median([r[key] for r in rows if r[key] is not None]) for key in rows[0]}
+    figures = {
+        "rounds": len(rows),
+        "median": med,
+        "ratio_module_comparable_to_kubectl": round(med["module_comparable_s"] / med["kubectl_script_s"], 2),
+        "ratio_module_default_to_kubectl": round(med["module_default_s"] / med["kubectl_script_s"], 2),
+        "rows": rows,
+    }
+    print(json.dumps(figures, indent=2))
+    write_section("Blue/green release", render(figures))
+    return 0
+
+
+def render(f: dict) -> str:
+    m = f["median"]
+    lines = [
+        "Measured by `bench/bluegreen_release.py` (%d rounds, alternating, same namespace, same run)." % f["rounds"],
+        "Each module run is a whole `ansible-playbook` process (start-up included), like an operator's run; the",
+        "kubectl script runs four kubectl commands. Wall times are medians.",
+        "",
+        "| what | seconds (median) | ratio to kubectl script |",
+        "|---|---|---|",
+        "| raw kubectl script: apply, rollout status, one health check, patch selector | %.2f | 1.00 |"
+        % m["kubectl_script_s"],
+        "| `bluegreen` module, one health answer per pod (comparable) | %.2f | %.2f |"
+        % (m["module_comparable_s"], f["ratio_module_comparable_to_kubectl"]),
+        "| `bluegreen` module, defaults (3 answers in a row, endpoint verification) | %.2f | %.2f |"
+        % (m["module_default_s"], f["ratio_module_default_to_kubectl"]),
+        "",
+        "Time from the selector patch to 100%% of answers from the new version, under 20 requests/s from this "
+        "machine: median %s s; failed requests during those releases: %s."
+        % (m["switch_to_all_new_s"], sum(r["failed_requests"] for r in f["rows"])),
+        "",
+        "Rows: `%s`" % json.dumps(f["rows"]),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
