@@ -24,7 +24,9 @@ CLUSTER := hack/cluster/cluster
 PY_DIRS = $(wildcard plugins tests bench hack)
 INVENTORY ?= inventories/dev
 
-export PATH := $(BIN):$(PATH)
+# kubectl and crictl of the local platform (built into a version-keyed cache by `make cluster`).
+KUBE_BIN := $(shell $(CLUSTER) bindir 2>/dev/null)
+export PATH := $(BIN):$(KUBE_BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \

@@ -25,6 +25,11 @@ REGISTRY = "127.0.0.1:5000"
 PROMETHEUS = "http://127.0.0.1:9090"
 TESTAPP = Path(__file__).parent / "testapp"
 
+# kubectl comes from the platform's version-keyed cache; make it findable when pytest runs outside make.
+_bindir = subprocess.run([str(REPO / "hack/cluster/cluster"), "bindir"], capture_output=True, text=True).stdout.strip()
+if _bindir and _bindir not in os.environ.get("PATH", ""):
+    os.environ["PATH"] = _bindir + os.pathsep + os.environ.get("PATH", "")
+
 
 def run(*args: str, check: bool = True, timeout: int = 300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout, **kw)
