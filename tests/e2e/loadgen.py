@@ -47,11 +47,13 @@ class LoadGenerator:
         self._threads: List[threading.Thread] = []
         self._issued = 0
         self.t0 = 0.0
+        self.t0_wall = 0.0
 
     # -- running ------------------------------------------------------------------
 
     def start(self) -> "LoadGenerator":
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()
         for index in range(self.workers):
             thread = threading.Thread(target=self._worker, args=(index,), daemon=True)
             thread.start()
@@ -116,6 +118,10 @@ class LoadGenerator:
     def snapshot(self) -> List[Outcome]:
         with self._lock:
             return sorted(self.outcomes, key=lambda o: o.started)
+
+    def wall(self, monotonic: float) -> float:
+        """Epoch seconds of a monotonic instant of this stream (to compare with API timestamps)."""
+        return self.t0_wall + (monotonic - self.t0)
 
     def failures(self) -> List[Outcome]:
         return [o for o in self.snapshot() if not o.ok]

@@ -66,8 +66,9 @@ PHASES = {
 def test_sigkill_at_each_phase_then_next_run_completes(phase, release, load, namespace):
     assert release(version="1.0.0").rc == 0
     matches, slow = PHASES[phase]
-    # The killed run holds a short lease: for "gate" the next run waits for it to expire, the others steal it.
-    ttl = 10
+    # For "gate" the next run must wait for the dead run's lease to expire (a TTL longer than one playbook start-up,
+    # so the first retry meets a live lease); the other phases steal it explicitly.
+    ttl = 30 if phase == "gate" else 10
     with load(rate=10, max_seconds=300) as stream:
         settle(stream)
         proc, _ = release.start(version="2.0.0", lock_ttl=ttl, **slow)
