@@ -155,13 +155,18 @@ def test_failure_after_switch_is_reverted_by_post_promotion_analysis(release, lo
     assert "2.0.0" in summary["by_version"] and stream.snapshot()[-1].version == "1.0.0"
     breach = next(s["time"] for s in failure["samples"] if not s["ok"])
     reverted = run.result["reverted_at"]
+    from datetime import datetime
+
     from test_bluegreen_release import _seconds_between
 
+    first_failed = stream.wall(stream.failures()[0].started)
+    reverted_epoch = datetime.fromisoformat(reverted.replace("Z", "+00:00")).timestamp()
     record(
         "bluegreen_post_promotion_revert",
         failed_requests=summary["failed"],
         requests=summary["requests"],
-        breach_to_revert_seconds=round(_seconds_between(breach, reverted), 2),
+        failing_sample_to_revert_seconds=round(_seconds_between(breach, reverted), 2),
+        first_failed_request_to_revert_seconds=round(reverted_epoch - first_failed, 2),
     )
 
 
