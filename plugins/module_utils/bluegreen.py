@@ -117,6 +117,14 @@ def record_replicas(state: Dict[str, Any], slot: str, replicas: int) -> Dict[str
     return new
 
 
+def mark_slot_failed(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
+    """The slot holds a release that never got traffic: a rollback must not send traffic there."""
+    new = json.loads(json.dumps(state))
+    if slot in (new.get("slots") or {}):
+        new["slots"][slot]["failed_at"] = now
+    return new
+
+
 def record_revert(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
     """Traffic went back to ``slot`` within the same run (the run then ends rolled back)."""
     new = json.loads(json.dumps(state))
@@ -361,6 +369,7 @@ class BlueGreen:
         self.state_version: Optional[str] = None
         self.run_id = uuid.uuid4().hex[:12]
         self.switched_monotonic = 0.0
+        self.warnings: List[str] = []
 
     # -- time and state ---------------------------------------------------------
 
@@ -580,7 +589,7 @@ class BlueGreen:
             return
         if verdict["verdict"] == "inconclusive":
             if phase == "post-promotion":
-                self.result.setdefault("warnings", []).append(str(error))
+                self.warnings.append(str(error))
                 return
             raise AnalysisInconclusive(error)
         raise error
@@ -869,6 +878,7 @@ class BlueGreen:
     def fail_before_switch(self, target: str, exc: ReleaseError) -> None:
         if self.params["on_failure"] == "scale_down":
             self.scale(target, 0)
+        self.save(lambda s: mark_slot_failed(s, target, now=self.now()))
         self.end_run("failed", failure=self.failure_data(exc))
 
     def failure_data(self, exc: ReleaseError) -> Dict[str, Any]:
@@ -1041,8 +1051,18 @@ class BlueGreen:
                 expected="a Deployment from an earlier release",
                 seen="none",
             )
-        warm = _warm(deployment)
         recorded = ((seen.state or {}).get("slots") or {}).get(previous) or {}
+        if recorded.get("failed_at"):
+            raise InvalidStateError(
+                "the previous slot holds a release that failed before it got traffic",
+                kind="Deployment",
+                namespace=self.ns,
+                name=deployment_name(self.app, previous),
+                expected="a slot that served traffic before",
+                seen="version %s, failed at %s" % (recorded.get("version"), recorded["failed_at"]),
+                hint="Release the version you want instead (playbooks/release.yml)",
+            )
+        warm = _warm(deployment)
         replicas = int(recorded.get("replicas") or _replicas(seen.slots[active]) or 1)
         if not warm:
             self.plan.add(

@@ -301,6 +301,8 @@ def main() -> None:
         module.fail_json(**dict(partial, **error_result(exc)))
     except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
         module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+    for warning in engine.warnings:
+        module.warn(warning)
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

@@ -204,6 +204,7 @@ class Releaser:
         result_file = self.tmp / f"result-{uuid.uuid4().hex[:6]}.json"
         proc = subprocess.Popen(
             self.command(result_file, **variables),
+            start_new_session=True,  # its own process group, so a test can kill the playbook and its module
             cwd=REPO,
             env=self.environment(),
             stdout=subprocess.PIPE,

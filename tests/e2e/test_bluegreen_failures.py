@@ -42,6 +42,10 @@ def test_new_pods_never_ready(release, load, namespace):
     assert "ProgressDeadlineExceeded" in str(failure) or "progress deadline" in failure["reason"]
     green = kubectl_json("-n", namespace, "get", "deployment", "user-service-green")
     assert green["spec"]["replicas"] == 0  # on_failure: scale_down
+    # A rollback must not send traffic to the slot that just failed.
+    back = release(state="rolled_back")
+    assert back.rc != 0 and "failed before it got traffic" in back.result["msg"], back.result.get("msg")
+    assert release_state(namespace)["active_slot"] == "blue"
     record(
         "bluegreen_bad_never_ready",
         seconds=round(run.seconds, 1),
