@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Report Debian packages in an image that have a newer version in the security suite.
 
 Debian ships fixes for vulnerabilities its security team issued an advisory for
@@ -78,7 +77,7 @@ def _split_version(version: str) -> tuple[int, str, str]:
     if ":" in version:
         head, version = version.split(":", 1)
         epoch = int(head)
-    upstream, _, revision = version.rpartition("-") if "-" in version else (version, "", "")
+    upstream, revision = version.rsplit("-", 1) if "-" in version else (version, "")
     return epoch, upstream, revision
 
 
@@ -102,7 +101,7 @@ def parse_stanzas(text: str) -> list[dict[str, str]]:
             if key:
                 current[key] += "\n" + line.strip()
         else:
-            key, _, value = line.partition(":")
+            key, value = line.split(":", 1) if ":" in line else (line, "")
             current[key] = value.strip()
     if current:
         stanzas.append(current)
