@@ -23,6 +23,7 @@ APP := examples/user-service
 CLUSTER := hack/cluster/cluster
 PY_DIRS = $(wildcard plugins tests bench hack)
 INVENTORY ?= inventories/dev
+DEMO_VERSIONS ?= 1.0.0 1.1.0
 
 # kubectl and crictl of the local platform (built into a version-keyed cache by `make cluster`).
 KUBE_BIN := $(shell $(CLUSTER) bindir 2>/dev/null)
@@ -146,10 +147,15 @@ TEST_LANES := lint sanity unit app-test cluster platform-test integration e2e
 test: venv ## Every lane: lint sanity unit app-test, then cluster platform-test integration e2e
 	MAKE="$(MAKE)" hack/toolchain/run-lanes $(TEST_LANES)
 
-demo: venv collections-link cluster ## Build, deploy and release the User Service on the local platform
-	ansible-playbook -i $(INVENTORY) playbooks/build.yml
-	ansible-playbook -i $(INVENTORY) playbooks/deploy.yml
-	ansible-playbook -i $(INVENTORY) playbooks/release.yml
+# The demo releases blue/green on dev (dev also allows rolling): the first version deploys the blue
+# slot, the second is a health-gated switch to green with blue kept warm for an instant rollback.
+demo: venv collections-link cluster ## Platform up; build, push, deploy and release 1.0.0 then 1.1.0 blue/green on dev
+	for version in $(DEMO_VERSIONS); do
+	  echo "=== demo: pipeline for $$version (build, push, deploy, blue/green release)"
+	  ansible-playbook -i $(INVENTORY) playbooks/pipeline.yml -e user_service_release_strategy=bluegreen \
+	    -e user_service_version=$$version
+	done
+	ansible-playbook -i $(INVENTORY) playbooks/status.yml -e user_service_release_strategy=bluegreen
 
 # ---------------------------------------------------------------------------------------------
 # Packaging

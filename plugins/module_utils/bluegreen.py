@@ -35,6 +35,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
     InvalidArgumentError,
     InvalidStateError,
+    LockLostError,
     NotFoundError,
     ReleaseError,
 )
@@ -370,6 +371,7 @@ class BlueGreen:
         self.run_id = uuid.uuid4().hex[:12]
         self.switched_monotonic = 0.0
         self.warnings: List[str] = []
+        self.lock_lost = False
 
     # -- time and state ---------------------------------------------------------
 
@@ -378,14 +380,32 @@ class BlueGreen:
 
     def save(self, change: Callable[[Dict[str, Any]], Dict[str, Any]]) -> None:
         """Apply a pure transition to the record and write it (guarded by resourceVersion)."""
+        if self.lock_lost:
+            return
         if self.check_mode:
             self.state = change(self.state)
             return
         self.state, self.state_version = self.store.update(change, self.state_version)
 
+    def confirm_lock(self) -> None:
+        """Renew the lease right before a write that moves traffic or capacity (fails if it was taken)."""
+        if self.check_mode or self.heartbeat is None:
+            return
+        try:
+            self.lock.renew()
+        except LockLostError:
+            self.lock_lost = True
+            raise
+
     def beat(self) -> None:
-        if self.heartbeat is not None:
+        if self.heartbeat is None:
+            return
+        try:
             self.heartbeat()
+        except LockLostError:
+            # Another run owns the release now: from here on this run must not write anything.
+            self.lock_lost = True
+            raise
 
     # -- planning ---------------------------------------------------------------
 
@@ -515,6 +535,7 @@ class BlueGreen:
     # -- steps --------------------------------------------------------------------
 
     def apply_deployment(self, seen: Observed, target: str, desired: Dict[str, Any]) -> Dict[str, Any]:
+        self.confirm_lock()
         current = seen.slots[target]
         if current is None:
             self.log("create Deployment %s" % desired["metadata"]["name"])
@@ -527,6 +548,9 @@ class BlueGreen:
         return self.client.replace("Deployment", self.ns, body)
 
     def scale(self, slot: str, replicas: int) -> None:
+        if self.lock_lost:
+            return
+        self.confirm_lock()
         name = deployment_name(self.app, slot)
         current = self.client.read_optional("Deployment", self.ns, name)
         if current is None or _replicas(current) == replicas:
@@ -598,6 +622,9 @@ class BlueGreen:
         return ((self.state.get("slots") or {}).get(slot) or {}).get("version")
 
     def switch(self, seen: Observed, target: str, revert: bool = False) -> None:
+        if self.lock_lost:
+            return
+        self.confirm_lock()
         service = self.client.read("Service", self.ns, seen.service_name)
         selector = dict((service.get("spec") or {}).get("selector") or {})
         after = dict(selector, **slot_selector(self.app, target))
@@ -739,7 +766,7 @@ class BlueGreen:
         )
 
     def release_lock(self) -> None:
-        if not self.check_mode and self.heartbeat is not None:
+        if not self.check_mode and self.heartbeat is not None and not self.lock_lost:
             self.lock.release()
 
     # -- entry points ------------------------------------------------------------

@@ -27,9 +27,25 @@ def wait_for_state(namespace, predicate, timeout=120):
     raise AssertionError("release state never matched within %ss" % timeout)
 
 
+def descendants(pid: int) -> list:
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    found = []
+    for child in map(int, children):
+        found += [child] + descendants(child)
+    return found
+
+
 def kill_group(proc) -> None:
-    """SIGKILL the playbook and the module process it started, like a CI runner that vanishes."""
-    os.killpg(proc.pid, signal.SIGKILL)
+    """SIGKILL the playbook and every process under it, the module included, like a CI runner that vanishes.
+
+    Ansible starts the module in a session of its own, so killing the playbook's process group is not enough:
+    the whole tree is frozen first (so nothing can fork or finish meanwhile), then killed.
+    """
+    tree = [proc.pid] + descendants(proc.pid)
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    for pid in tree:
+        os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 
