@@ -42,10 +42,12 @@ def kill_group(proc) -> None:
     the whole tree is frozen first (so nothing can fork or finish meanwhile), then killed.
     """
     tree = [proc.pid] + descendants(proc.pid)
-    for pid in tree:
-        os.kill(pid, signal.SIGSTOP)
-    for pid in tree:
-        os.kill(pid, signal.SIGKILL)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in tree:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass  # a short-lived helper process that ended on its own
     proc.wait(timeout=30)
 
 
