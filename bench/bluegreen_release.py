@@ -183,6 +183,7 @@ def main() -> int:
             )
             print(json.dumps(rows[-1]), flush=True)
             active, version = inactive, version + 1
+            inactive = "green" if active == "blue" else "blue"
             reset_to(namespace, active, inactive)
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Benchmark: a no-op re-run of playbooks/deploy.yml against `kubectl apply` of the same rendered manifests.
+
+Both run in the same invocation, alternately, against a dev namespace that is already converged, so each
+changes nothing; the ratio is what validation, rendering, schema checks, server-side dry-run comparisons and
+the rollout check of the playbook cost over a bare server-side apply.
+
+Writes the figures to docs/benchmarks.md (section "Deploy: no-op re-run").
+Usage: bench/deploy_noop.py [--rounds N]   (needs the local platform: make cluster)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from conftest import KUBECONFIG, VENV_BIN, build_user_service_image, cluster_reachable, kubectl  # noqa: E402
+from report import write_section  # noqa: E402
+
+
+def playbook(name: str, extra: dict) -> tuple:
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(KUBECONFIG), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "dev"), name, "-e", json.dumps(extra)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit("%s failed:\n%s" % (name, proc.stdout[-3000:]))
+    recap = proc.stdout[proc.stdout.rindex("PLAY RECAP") :]
+    changed = int(recap.split("changed=")[1].split()[0])
+    return seconds, changed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not cluster_reachable():
+        print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
+        return 2
+    image = build_user_service_image()
+    namespace = "bench-deploy-%d" % int(time.time())
+    extra = {
+        "user_service_namespace": namespace,
+        "user_service_image_repository": image.split("/", 1)[1].split("@")[0],
+        "user_service_image_digest": image.split("@")[1],
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
+    manifests = tmp / "manifests.json"
+    rows = []
+    try:
+        playbook("playbooks/deploy.yml", extra)  # converge
+        playbook("bench/playbooks/render_manifests.yml", dict(extra, bench_manifests_file=str(manifests)))
+        for _ in range(args.rounds):
+            started = time.monotonic()
+            out = kubectl("apply", "--server-side", "--field-manager=userservice.deploy", "-f", str(manifests))
+            kubectl_s = time.monotonic() - started
+            assert all(line.endswith("serverside-applied") or "unchanged" in line for line in out.splitlines()), out
+            deploy_s, changed = playbook("playbooks/deploy.yml", extra)
+            rows.append(
+                {"kubectl_apply_s": round(kubectl_s, 2), "deploy_noop_s": round(deploy_s, 2), "deploy_changed": changed}
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        manifests.unlink(missing_ok=True)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    kube = statistics.median(r["kubectl_apply_s"] for r in rows)
+    deploy = statistics.median(r["deploy_noop_s"] for r in rows)
+    body = "\n".join(
+        [
+            "Measured by `bench/deploy_noop.py` (%d rounds, alternating, dev inventory, converged namespace)."
+            % len(rows),
+            "",
+            "| what | seconds (median) | ratio |",
+            "|---|---|---|",
+            "| `kubectl apply --server-side` of the same rendered manifests | %.2f | 1.00 |" % kube,
+            "| `ansible-playbook -i inventories/dev playbooks/deploy.yml` (no-op, changed=%s) | %.2f | %.1f |"
+            % (",".join(str(r["deploy_changed"]) for r in rows), deploy, deploy / kube),
+            "",
+            "Rows: `%s`" % json.dumps(rows),
+        ]
+    )
+    write_section("Deploy: no-op re-run", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
