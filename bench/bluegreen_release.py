@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: a blue/green release by the `bluegreen` module against a minimal raw kubectl script.
 
 Both do the same steps on the same namespace, alternately, in one invocation (this machine is noisy, so only the
@@ -125,7 +125,7 @@ def reset_to(namespace: str, slot: str, other: str) -> None:
         json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": slot}}}),
     )
     kubectl("-n", namespace, "delete", "deployment", "user-service-" + other, "--ignore-not-found", "--wait=true")
-    for _ in range(120):
+    for _attempt in range(120):
         pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + other)["items"]
         if not pods:
             return

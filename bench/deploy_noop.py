@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: a no-op re-run of playbooks/deploy.yml against `kubectl apply` of the same rendered manifests.
 
 Both run in the same invocation, alternately, against a dev namespace that is already converged, so each
@@ -34,6 +34,7 @@ def playbook(name: str, extra: dict) -> tuple:
     started = time.monotonic()
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / "dev"), name, "-e", json.dumps(extra)],
+        check=False,
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -68,7 +69,7 @@ def main() -> int:
     try:
         playbook("playbooks/deploy.yml", extra)  # converge
         playbook("bench/playbooks/render_manifests.yml", dict(extra, bench_manifests_file=str(manifests)))
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             started = time.monotonic()
             out = kubectl("apply", "--server-side", "--field-manager=userservice.deploy", "-f", str(manifests))
             kubectl_s = time.monotonic() - started

@@ -26,7 +26,9 @@ APP_DIR = REPO / "examples" / "user-service"
 VENV_BIN = REPO / ".venv" / "bin"
 
 # kubectl comes from the platform's version-keyed cache; make it findable when pytest runs outside make.
-_bindir = subprocess.run([str(REPO / "hack/cluster/cluster"), "bindir"], capture_output=True, text=True).stdout.strip()
+_bindir = subprocess.run(
+    [str(REPO / "hack/cluster/cluster"), "bindir"], capture_output=True, text=True, check=False
+).stdout.strip()
 if _bindir and _bindir not in os.environ.get("PATH", ""):
     os.environ["PATH"] = _bindir + os.pathsep + os.environ.get("PATH", "")
 
@@ -216,7 +218,7 @@ class Releaser:
     def __call__(self, **variables: Any) -> "Run":
         started = time.monotonic()
         proc, result_file = self.start(**variables)
-        output, _ = proc.communicate(timeout=900)
+        output = proc.communicate(timeout=900)[0]
         result = json.loads(result_file.read_text()) if result_file.exists() else {}
         return Run(proc.returncode, result, output, time.monotonic() - started)
 
