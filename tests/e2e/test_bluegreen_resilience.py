@@ -178,7 +178,9 @@ def audit_events(namespace: str):
     return events
 
 
-@pytest.mark.parametrize("option,override", BAD_ARGUMENTS, ids=[f"{o}-{i}" for i, (o, _) in enumerate(BAD_ARGUMENTS)])
+@pytest.mark.parametrize(
+    "option,override", BAD_ARGUMENTS, ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_ARGUMENTS)]
+)
 def test_bad_module_argument_fails_before_any_api_call(option, override, user_service_image):
     namespace = f"e2e-args-{uuid.uuid4().hex[:6]}"
     args = {
