@@ -15,6 +15,7 @@ ensure_docker() {
   fi
   command -v dockerd >/dev/null || die "dockerd is not installed (Debian package docker.io; .ci/run installs it)"
   remember_sysctl net.ipv4.ip_forward
+  touch "$RUN_DIR/docker.started"
   start_daemon docker dockerd --host unix:///var/run/docker.sock
   wait_until docker 60 docker_ok
   started docker
