@@ -32,6 +32,7 @@ from conftest import (  # noqa: E402
     Releaser,
     build_user_service_image,
     cluster_reachable,
+    create_release_namespace,
     kubectl,
     kubectl_json,
     run,
@@ -41,38 +42,6 @@ from loadgen import LoadGenerator  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from report import write_section  # noqa: E402
-
-
-def make_namespace() -> str:
-    name = "bench-bg-%d" % int(time.time())
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": "user-service", "namespace": name},
-                "automountServiceAccountToken": False,
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "user-service", "namespace": name},
-                "spec": {
-                    "selector": {"app.kubernetes.io/name": "user-service"},
-                    "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
-                },
-            },
-        ],
-    }
-    run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(manifest))
-    return name
 
 
 def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: str) -> float:
@@ -144,7 +113,7 @@ def main() -> int:
         print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
         return 2
     image = build_user_service_image()
-    namespace = make_namespace()
+    namespace = create_release_namespace("bench-bg-%d" % int(time.time()))
     tmp = Path(tempfile.mkdtemp(prefix="bench-bg-"))
     release = Releaser(namespace, image, tmp)
     rows = []

@@ -132,10 +132,8 @@ def build_user_service_image() -> str:
     return f"{REGISTRY}/{repository}@{digest}"
 
 
-@pytest.fixture
-def namespace():
-    """A throw-away namespace enforcing Pod Security `restricted`, with the active Service in it."""
-    name = f"e2e-bg-{uuid.uuid4().hex[:6]}"
+def create_release_namespace(name: str) -> str:
+    """A namespace enforcing Pod Security `restricted`, with the app's ServiceAccount and active Service."""
     manifest = {
         "apiVersion": "v1",
         "kind": "List",
@@ -163,6 +161,13 @@ def namespace():
         ],
     }
     run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(manifest))
+    return name
+
+
+@pytest.fixture
+def namespace():
+    """A throw-away release namespace, deleted after the test."""
+    name = create_release_namespace(f"e2e-bg-{uuid.uuid4().hex[:6]}")
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
