@@ -19,7 +19,6 @@ Failure semantics:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -30,6 +29,20 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     parse_checks,
     run_analysis,
     select_checks,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_slots import (
+    MANAGED_BY_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    SLOT_LABEL,
+    VERSION_LABEL,
+    build_deployment,
+    deployment_name,
+    image_of,
+    is_warm,
+    replicas_of,
+    slot_selector,
+    template_hash_of,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
@@ -62,39 +75,6 @@ from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
     poll,
     wait_for_rollout,
 )
-
-NAME_LABEL = "app.kubernetes.io/name"
-VERSION_LABEL = "app.kubernetes.io/version"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-SLOT_LABEL = "deploy.userservice.io/slot"
-TEMPLATE_HASH_ANNOTATION = "deploy.userservice.io/template-hash"
-MANAGER = "userservice.deploy"
-
-STATES = ["released", "previewed", "promoted", "rolled_back", "aborted", "monitored"]
-
-BLUEGREEN_OPTIONS: Dict[str, Dict[str, Any]] = {
-    "namespace": dict(type="str", required=True),
-    "app": dict(type="str", default="user-service"),
-    "state": dict(type="str", default="released", choices=STATES),
-    "image": dict(type="str"),
-    "version": dict(type="str"),
-    "pod_template": dict(type="dict"),
-    "container_name": dict(type="str"),
-    "replicas": dict(type="int", default=1),
-    "progress_deadline_seconds": dict(type="int", default=600),
-    "config_refs": dict(type="list", elements="str", default=[]),
-    "service": dict(type="str"),
-    "preview_service": dict(type="str"),
-    "rollout_timeout": dict(type="float", default=600.0),
-    "verify_timeout": dict(type="float", default=60.0),
-    "scale_down_delay": dict(type="int", default=30),
-    "on_failure": dict(type="str", default="scale_down", choices=["scale_down", "keep"]),
-    "pre_promotion_analysis": dict(type="list", elements="str", default=[]),
-    "post_promotion_analysis": dict(type="list", elements="str", default=[]),
-    "history_limit": dict(type="int", default=10),
-}
-
-DNS_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 
 class AnalysisInconclusive(AnalysisFailedError):
@@ -134,178 +114,6 @@ def record_revert(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, An
         new["run"]["reverted_at"] = now
     new["updated_at"] = now
     return new
-
-
-def _bad(option: str, expected: str, seen: Any) -> InvalidArgumentError:
-    return InvalidArgumentError(option, expected, seen)
-
-
-def _dns_name(option: str, value: Any, max_len: int = 63) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > max_len
-        or any(ch not in DNS_LABEL for ch in value)
-        or value[0] == "-"
-        or value[-1] == "-"
-    ):
-        raise _bad(option, "a DNS-1123 label (lowercase letters, digits, '-', at most %d characters)" % max_len, value)
-    return value
-
-
-def _digest_image(value: Any) -> str:
-    if not isinstance(value, str) or "@sha256:" not in value:
-        raise _bad("image", "an image reference pinned by digest (registry/repository@sha256:<64 hex>)", value)
-    name, digest = value.rsplit("@sha256:", 1)
-    if not name or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
-        raise _bad("image", "an image reference pinned by digest (registry/repository@sha256:<64 hex>)", value)
-    return value
-
-
-def validate_params(params: Dict[str, Any]) -> None:
-    """Every argument error, raised before anything is read from or written to the cluster."""
-    _dns_name("namespace", params["namespace"])
-    # Slot Deployments are named <app>-blue / <app>-green.
-    _dns_name("app", params["app"], 63 - len("-green"))
-    for option in ("service", "preview_service"):
-        if params.get(option) is not None:
-            _dns_name(option, params[option])
-    if params.get("preview_service") and params["preview_service"] == (params.get("service") or params["app"]):
-        raise _bad("preview_service", "a Service other than the active one", params["preview_service"])
-    state = params["state"]
-    if state in ("released", "previewed"):
-        for option in ("image", "version", "pod_template"):
-            if params.get(option) in (None, "", {}):
-                raise _bad(option, "a value (required when state=%s)" % state, params.get(option))
-        _digest_image(params["image"])
-        version = params["version"]
-        if len(version) > 63 or not all(ch.isalnum() or ch in "-_." for ch in version) or not version[0].isalnum():
-            raise _bad("version", "a label value: alphanumerics, '-', '_', '.', at most 63 characters", version)
-        validate_pod_template(params["pod_template"], params.get("container_name") or params["app"])
-    if params["replicas"] < 1:
-        raise _bad("replicas", "an integer >= 1", params["replicas"])
-    if params["progress_deadline_seconds"] < 1:
-        raise _bad("progress_deadline_seconds", "an integer >= 1", params["progress_deadline_seconds"])
-    for option in ("rollout_timeout", "verify_timeout"):
-        if params[option] <= 0:
-            raise _bad(option, "seconds > 0", params[option])
-    if params["scale_down_delay"] < -1:
-        raise _bad(
-            "scale_down_delay", "seconds >= 0, or -1 to keep the previous slot running", params["scale_down_delay"]
-        )
-    if params["history_limit"] < 1:
-        raise _bad("history_limit", "an integer >= 1", params["history_limit"])
-    names = {check.name for check in parse_checks((params.get("analysis") or {}).get("checks"))}
-    for option in ("pre_promotion_analysis", "post_promotion_analysis"):
-        for name in params.get(option) or []:
-            if name not in names:
-                raise _bad(
-                    option,
-                    "names of checks defined in analysis.checks (%s)" % (", ".join(sorted(names)) or "none"),
-                    name,
-                )
-    HealthSpec(params.get("health")).validate()
-
-
-def validate_pod_template(template: Any, container: str) -> None:
-    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
-        raise _bad(
-            "pod_template", "a Pod template: a dict with 'spec' (and optional 'metadata')", type(template).__name__
-        )
-    containers = template["spec"].get("containers")
-    if not isinstance(containers, list) or not containers:
-        raise _bad("pod_template.spec.containers", "a non-empty list of containers", containers)
-    names = [c.get("name") for c in containers if isinstance(c, dict)]
-    if container not in names:
-        raise _bad(
-            "container_name", "the name of a container in pod_template (%s)" % ", ".join(map(str, names)), container
-        )
-
-
-def canonical_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
-
-
-def deployment_name(app: str, slot: str) -> str:
-    return "%s-%s" % (app, slot)
-
-
-def slot_selector(app: str, slot: str) -> Dict[str, str]:
-    return {NAME_LABEL: app, SLOT_LABEL: slot}
-
-
-def build_deployment(params: Dict[str, Any], slot: str) -> Dict[str, Any]:
-    """The desired slot Deployment: the caller's pod template with our labels and the digest pinned."""
-    app = params["app"]
-    template = json.loads(json.dumps(params["pod_template"]))
-    meta = template.setdefault("metadata", {})
-    labels = dict(meta.get("labels") or {})
-    labels.update(slot_selector(app, slot))
-    labels[VERSION_LABEL] = params["version"]
-    labels[MANAGED_BY_LABEL] = MANAGER
-    meta["labels"] = labels
-    container = params.get("container_name") or app
-    for spec in template["spec"]["containers"]:
-        if spec.get("name") == container:
-            spec["image"] = params["image"]
-    spec = {
-        "replicas": params["replicas"],
-        "progressDeadlineSeconds": params["progress_deadline_seconds"],
-        "revisionHistoryLimit": 2,
-        "selector": {"matchLabels": slot_selector(app, slot)},
-        "template": template,
-    }
-    template_hash = canonical_hash({"template": template, "deadline": spec["progressDeadlineSeconds"]})
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(app, slot),
-            "namespace": params["namespace"],
-            "labels": {
-                NAME_LABEL: app,
-                SLOT_LABEL: slot,
-                VERSION_LABEL: params["version"],
-                MANAGED_BY_LABEL: MANAGER,
-            },
-            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash},
-        },
-        "spec": spec,
-    }
-
-
-def _replicas(deployment: Optional[Dict[str, Any]]) -> Optional[int]:
-    if deployment is None:
-        return None
-    return int((deployment.get("spec") or {}).get("replicas") or 0)
-
-
-def _template_hash(deployment: Optional[Dict[str, Any]]) -> Optional[str]:
-    if deployment is None:
-        return None
-    return ((deployment.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION)
-
-
-def _image(deployment: Optional[Dict[str, Any]], container: str) -> Optional[str]:
-    if deployment is None:
-        return None
-    for spec in (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []:
-        if spec.get("name") == container:
-            return spec.get("image")
-    return None
-
-
-def _warm(deployment: Optional[Dict[str, Any]]) -> bool:
-    """The slot runs all its replicas, available: traffic can move to it with no new pods."""
-    if deployment is None:
-        return False
-    want = _replicas(deployment) or 0
-    status = deployment.get("status") or {}
-    return (
-        want > 0
-        and int(status.get("availableReplicas") or 0) >= want
-        and int(status.get("updatedReplicas") or 0) >= want
-    )
 
 
 class Observed:
@@ -409,6 +217,9 @@ class BlueGreen:
 
     # -- planning ---------------------------------------------------------------
 
+    def add_step(self, action: str, kind: str, name: str, **details: Any) -> None:
+        self.plan.add(PlanStep(action, kind, name, namespace=self.ns, **details))
+
     def observe(self) -> Observed:
         return Observed(self.client, self.params, self.store)
 
@@ -416,120 +227,98 @@ class BlueGreen:
         current = seen.slots[target]
         name = deployment_name(self.app, target)
         if current is None:
-            self.plan.add(
-                PlanStep(
-                    "create",
-                    "Deployment",
-                    name,
-                    namespace=self.ns,
-                    changes=[
-                        FieldChange("spec.template.image", None, self.params["image"]),
-                        FieldChange("spec.replicas", None, self.params["replicas"]),
-                    ],
-                )
+            self.add_step(
+                "create",
+                "Deployment",
+                name,
+                changes=[
+                    FieldChange("spec.template.image", None, self.params["image"]),
+                    FieldChange("spec.replicas", None, self.params["replicas"]),
+                ],
             )
         else:
             changes = []
-            if _template_hash(current) != _template_hash(desired):
+            if template_hash_of(current) != template_hash_of(desired):
                 changes.append(
-                    FieldChange("spec.template.image", _image(current, self.container), self.params["image"])
+                    FieldChange("spec.template.image", image_of(current, self.container), self.params["image"])
                 )
                 changes.append(
-                    FieldChange("metadata.annotations.template-hash", _template_hash(current), _template_hash(desired))
+                    FieldChange(
+                        "metadata.annotations.template-hash", template_hash_of(current), template_hash_of(desired)
+                    )
                 )
-            if _replicas(current) != self.params["replicas"]:
-                changes.append(FieldChange("spec.replicas", _replicas(current), self.params["replicas"]))
+            if replicas_of(current) != self.params["replicas"]:
+                changes.append(FieldChange("spec.replicas", replicas_of(current), self.params["replicas"]))
             if changes:
-                self.plan.add(PlanStep("update", "Deployment", name, namespace=self.ns, changes=changes))
+                self.add_step("update", "Deployment", name, changes=changes)
         self.plan_gates(target)
 
     def plan_gates(self, target: str) -> None:
         name = deployment_name(self.app, target)
-        self.plan.add(
-            PlanStep(
-                "wait",
-                "Deployment",
-                name,
-                namespace=self.ns,
-                gate={"rollout_timeout": self.params["rollout_timeout"]},
-                note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
-            )
+        self.add_step(
+            "wait",
+            "Deployment",
+            name,
+            gate={"rollout_timeout": self.params["rollout_timeout"]},
+            note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
         )
-        self.plan.add(
-            PlanStep(
-                "gate",
-                "Deployment",
-                name,
-                namespace=self.ns,
-                gate=HealthSpec(self.params.get("health")).describe(),
-                note="each new pod answers the health endpoint through the API server pod proxy",
-            )
+        self.add_step(
+            "gate",
+            "Deployment",
+            name,
+            gate=HealthSpec(self.params.get("health")).describe(),
+            note="each new pod answers the health endpoint through the API server pod proxy",
         )
         if self.params["pre_promotion_analysis"]:
-            self.plan.add(
-                PlanStep(
-                    "analyse",
-                    "Deployment",
-                    name,
-                    namespace=self.ns,
-                    gate={"phase": "pre-promotion", "checks": self.params["pre_promotion_analysis"]},
-                )
+            self.add_step(
+                "analyse",
+                "Deployment",
+                name,
+                gate={"phase": "pre-promotion", "checks": self.params["pre_promotion_analysis"]},
             )
 
     def plan_switch(self, seen: Observed, target: str) -> None:
         selector = dict(seen.selector)
         after = dict(selector, **slot_selector(self.app, target))
         if after != selector:
-            self.plan.add(
-                PlanStep(
-                    "patch",
-                    "Service",
-                    seen.service_name,
-                    namespace=self.ns,
-                    changes=[FieldChange("spec.selector", selector, after)],
-                    note="guarded by resourceVersion %s" % seen.service["metadata"].get("resourceVersion"),
-                )
-            )
-        self.plan.add(
-            PlanStep(
-                "verify",
+            self.add_step(
+                "patch",
                 "Service",
                 seen.service_name,
-                namespace=self.ns,
-                gate={"timeout": self.params["verify_timeout"]},
-                note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
+                changes=[FieldChange("spec.selector", selector, after)],
+                note="guarded by resourceVersion %s" % seen.service["metadata"].get("resourceVersion"),
             )
+        self.add_step(
+            "verify",
+            "Service",
+            seen.service_name,
+            gate={"timeout": self.params["verify_timeout"]},
+            note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
         )
         if self.params["post_promotion_analysis"]:
-            self.plan.add(
-                PlanStep(
-                    "analyse",
-                    "Service",
-                    seen.service_name,
-                    namespace=self.ns,
-                    gate={
-                        "phase": "post-promotion",
-                        "checks": self.params["post_promotion_analysis"],
-                        "on_failure": "flip the selector back",
-                    },
-                )
+            self.add_step(
+                "analyse",
+                "Service",
+                seen.service_name,
+                gate={
+                    "phase": "post-promotion",
+                    "checks": self.params["post_promotion_analysis"],
+                    "on_failure": "flip the selector back",
+                },
             )
 
     def plan_scale_down(self, seen: Observed, slot: Optional[str]) -> None:
         if slot is None or seen.slots.get(slot) is None or self.params["scale_down_delay"] < 0:
             return
-        current = _replicas(seen.slots[slot])
+        current = replicas_of(seen.slots[slot])
         if current:
-            self.plan.add(
-                PlanStep(
-                    "scale",
-                    "Deployment",
-                    deployment_name(self.app, slot),
-                    namespace=self.ns,
-                    changes=[FieldChange("spec.replicas", current, 0)],
-                    note="after scale_down_delay=%ss (kept warm for instant rollback until then)"
-                    % self.params["scale_down_delay"],
-                )
+            self.add_step(
+                "scale",
+                "Deployment",
+                deployment_name(self.app, slot),
+                changes=[FieldChange("spec.replicas", current, 0)],
+                note="after scale_down_delay=%ss (kept warm for instant rollback until then)"
+                % self.params["scale_down_delay"],
             )
 
     # -- steps --------------------------------------------------------------------
@@ -540,7 +329,10 @@ class BlueGreen:
         if current is None:
             self.log("create Deployment %s" % desired["metadata"]["name"])
             return self.client.create("Deployment", self.ns, desired)
-        if _template_hash(current) == _template_hash(desired) and _replicas(current) == desired["spec"]["replicas"]:
+        if (
+            template_hash_of(current) == template_hash_of(desired)
+            and replicas_of(current) == desired["spec"]["replicas"]
+        ):
             return current
         body = json.loads(json.dumps(desired))
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
@@ -553,7 +345,7 @@ class BlueGreen:
         self.confirm_lock()
         name = deployment_name(self.app, slot)
         current = self.client.read_optional("Deployment", self.ns, name)
-        if current is None or _replicas(current) == replicas:
+        if current is None or replicas_of(current) == replicas:
             return
         self.log("scale Deployment %s to %d" % (name, replicas))
         self.client.patch(
@@ -802,7 +594,7 @@ class BlueGreen:
         # Replicas are not compared: an autoscaler may own them on the active slot.
         if (
             active
-            and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active))
+            and template_hash_of(seen.slots[active]) == template_hash_of(build_deployment(self.params, active))
             and not self._in_flight(seen)
         ):
             self.result.update(
@@ -815,7 +607,7 @@ class BlueGreen:
         resumed_after_switch = (
             self._in_flight(seen)
             and (seen.state or {}).get("run", {}).get("target_slot") == active
-            and _template_hash(seen.slots[active]) == _template_hash(build_deployment(self.params, active))
+            and template_hash_of(seen.slots[active]) == template_hash_of(build_deployment(self.params, active))
         )
         if resumed_after_switch:
             target = active
@@ -930,14 +722,11 @@ class BlueGreen:
         before = ((seen.preview or {}).get("spec") or {}).get("selector")
         after = slot_selector(self.app, target)
         if before != after:
-            self.plan.add(
-                PlanStep(
-                    "create" if seen.preview is None else "patch",
-                    "Service",
-                    name,
-                    namespace=self.ns,
-                    changes=[FieldChange("spec.selector", before, after)],
-                )
+            self.add_step(
+                "create" if seen.preview is None else "patch",
+                "Service",
+                name,
+                changes=[FieldChange("spec.selector", before, after)],
             )
 
     def ensure_preview_service(self, seen: Observed, target: str) -> None:
@@ -1007,18 +796,15 @@ class BlueGreen:
             )
         if not names:
             raise InvalidArgumentError("post_promotion_analysis", "the names of the checks to monitor with", names)
-        self.plan.add(
-            PlanStep(
-                "analyse",
-                "Service",
-                seen.service_name,
-                namespace=self.ns,
-                gate={
-                    "phase": "post-promotion",
-                    "checks": names,
-                    "on_failure": "roll back to slot %s" % other_slot(active),
-                },
-            )
+        self.add_step(
+            "analyse",
+            "Service",
+            seen.service_name,
+            gate={
+                "phase": "post-promotion",
+                "checks": names,
+                "on_failure": "roll back to slot %s" % other_slot(active),
+            },
         )
         self.result.update(active_slot=active, previous_slot=other_slot(active))
         if self.check_mode:
@@ -1043,9 +829,9 @@ class BlueGreen:
             exc.hint = "No previous slot exists to roll back to; traffic stays on slot %s" % active
             return
         try:
-            if not _warm(deployment):
+            if not is_warm(deployment):
                 recorded = ((self.state.get("slots") or {}).get(previous) or {}).get("replicas")
-                self.scale(previous, int(recorded or _replicas(seen.slots[active]) or 1))
+                self.scale(previous, int(recorded or replicas_of(seen.slots[active]) or 1))
                 self.gate(previous)
             self.switch(seen, previous, revert=True)
             self.verify(seen, previous)
@@ -1069,7 +855,7 @@ class BlueGreen:
             )
         previous = other_slot(active)
         deployment = seen.slots.get(previous)
-        if deployment is None or _image(deployment, self.container) is None:
+        if deployment is None or image_of(deployment, self.container) is None:
             raise InvalidStateError(
                 "no previous slot to roll back to",
                 kind="Deployment",
@@ -1089,18 +875,15 @@ class BlueGreen:
                 seen="version %s, failed at %s" % (recorded.get("version"), recorded["failed_at"]),
                 hint="Release the version you want instead (playbooks/release.yml)",
             )
-        warm = _warm(deployment)
-        replicas = int(recorded.get("replicas") or _replicas(seen.slots[active]) or 1)
+        warm = is_warm(deployment)
+        replicas = int(recorded.get("replicas") or replicas_of(seen.slots[active]) or 1)
         if not warm:
-            self.plan.add(
-                PlanStep(
-                    "scale",
-                    "Deployment",
-                    deployment_name(self.app, previous),
-                    namespace=self.ns,
-                    changes=[FieldChange("spec.replicas", _replicas(deployment), replicas)],
-                    note="the previous slot was scaled down: scale up and gate before switching",
-                )
+            self.add_step(
+                "scale",
+                "Deployment",
+                deployment_name(self.app, previous),
+                changes=[FieldChange("spec.replicas", replicas_of(deployment), replicas)],
+                note="the previous slot was scaled down: scale up and gate before switching",
             )
             self.plan_gates(previous)
         self.params = dict(
@@ -1135,9 +918,9 @@ class BlueGreen:
             return
         name = deployment_name(self.app, target)
         if seen.slots.get(target) is not None:
-            self.plan.add(PlanStep("delete", "Deployment", name, namespace=self.ns))
+            self.add_step("delete", "Deployment", name)
         if self.params.get("preview_service") and seen.preview is not None:
-            self.plan.add(PlanStep("delete", "Service", self.params["preview_service"], namespace=self.ns))
+            self.add_step("delete", "Service", self.params["preview_service"])
         self.result.update(active_slot=active, aborted_slot=target)
         if self.check_mode:
             self.lock.check()

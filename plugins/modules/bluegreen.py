@@ -249,9 +249,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC, AnalysisContext
-from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import (
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import BlueGreen
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args import (
     BLUEGREEN_OPTIONS,
-    BlueGreen,
     validate_params,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.client import (

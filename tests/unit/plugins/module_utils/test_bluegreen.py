@@ -8,12 +8,12 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import (
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import BlueGreen
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args import (
     BLUEGREEN_OPTIONS,
-    BlueGreen,
-    build_deployment,
     validate_params,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_slots import build_deployment
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     InvalidArgumentError,
     InvalidStateError,

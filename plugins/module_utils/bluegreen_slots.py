@@ -1,0 +1,102 @@
+# Copyright: (c) 2026, userservice.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The slot Deployments of a blue/green release: names, selectors, the desired object, what a live one runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Dict, Optional
+
+NAME_LABEL = "app.kubernetes.io/name"
+VERSION_LABEL = "app.kubernetes.io/version"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+SLOT_LABEL = "deploy.userservice.io/slot"
+TEMPLATE_HASH_ANNOTATION = "deploy.userservice.io/template-hash"
+MANAGER = "userservice.deploy"
+
+
+def canonical_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def deployment_name(app: str, slot: str) -> str:
+    return "%s-%s" % (app, slot)
+
+
+def slot_selector(app: str, slot: str) -> Dict[str, str]:
+    return {NAME_LABEL: app, SLOT_LABEL: slot}
+
+
+def build_deployment(params: Dict[str, Any], slot: str) -> Dict[str, Any]:
+    """The desired slot Deployment: the caller's pod template with our labels and the digest pinned."""
+    app = params["app"]
+    template = json.loads(json.dumps(params["pod_template"]))
+    meta = template.setdefault("metadata", {})
+    labels = dict(meta.get("labels") or {})
+    labels.update(slot_selector(app, slot))
+    labels[VERSION_LABEL] = params["version"]
+    labels[MANAGED_BY_LABEL] = MANAGER
+    meta["labels"] = labels
+    container = params.get("container_name") or app
+    for spec in template["spec"]["containers"]:
+        if spec.get("name") == container:
+            spec["image"] = params["image"]
+    spec = {
+        "replicas": params["replicas"],
+        "progressDeadlineSeconds": params["progress_deadline_seconds"],
+        "revisionHistoryLimit": 2,
+        "selector": {"matchLabels": slot_selector(app, slot)},
+        "template": template,
+    }
+    template_hash = canonical_hash({"template": template, "deadline": spec["progressDeadlineSeconds"]})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(app, slot),
+            "namespace": params["namespace"],
+            "labels": {
+                NAME_LABEL: app,
+                SLOT_LABEL: slot,
+                VERSION_LABEL: params["version"],
+                MANAGED_BY_LABEL: MANAGER,
+            },
+            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash},
+        },
+        "spec": spec,
+    }
+
+
+def replicas_of(deployment: Optional[Dict[str, Any]]) -> Optional[int]:
+    if deployment is None:
+        return None
+    return int((deployment.get("spec") or {}).get("replicas") or 0)
+
+
+def template_hash_of(deployment: Optional[Dict[str, Any]]) -> Optional[str]:
+    if deployment is None:
+        return None
+    return ((deployment.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION)
+
+
+def image_of(deployment: Optional[Dict[str, Any]], container: str) -> Optional[str]:
+    if deployment is None:
+        return None
+    for spec in (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            return spec.get("image")
+    return None
+
+
+def is_warm(deployment: Optional[Dict[str, Any]]) -> bool:
+    """The slot runs all its replicas, available: traffic can move to it with no new pods."""
+    if deployment is None:
+        return False
+    want = replicas_of(deployment) or 0
+    status = deployment.get("status") or {}
+    return (
+        want > 0
+        and int(status.get("availableReplicas") or 0) >= want
+        and int(status.get("updatedReplicas") or 0) >= want
+    )
