@@ -3,8 +3,6 @@ and in the state record, and (before the switch) cost zero failed requests."""
 
 from __future__ import annotations
 
-import time
-
 from conftest import kubectl_json, release_state
 from test_bluegreen_release import record, settle
 
@@ -207,4 +205,3 @@ def test_no_data_policies(release, namespace):
     assert passed.rc == 0, passed.output[-2000:]
     assert passed.result["verdicts"]["pre-promotion"]["verdict"] == "pass"
     assert release_state(namespace)["active_slot"] == "green"
-    time.sleep(0)
