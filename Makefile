@@ -30,7 +30,7 @@ KUBE_BIN := $(shell $(CLUSTER) bindir 2>/dev/null)
 export PATH := $(BIN):$(KUBE_BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \
+.PHONY: help packages venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \
 	platform-test integration e2e bench test demo collection-build ee-context clean
 
 help: ## List the targets
@@ -144,12 +144,15 @@ bench: venv collections-link ## Run each executable file in bench/ (results go t
 
 TEST_LANES := lint sanity unit app-test cluster platform-test integration e2e
 
-test: venv ## Every lane: lint sanity unit app-test, then cluster platform-test integration e2e
+packages: ## Install the Debian packages the lanes and the platform need (root; only the missing ones)
+	hack/toolchain/install-packages
+
+test: packages venv ## Every lane: lint sanity unit app-test, then cluster platform-test integration e2e
 	MAKE="$(MAKE)" hack/toolchain/run-lanes $(TEST_LANES)
 
 # The demo releases blue/green on dev (dev also allows rolling): the first version deploys the blue
 # slot, the second is a health-gated switch to green with blue kept warm for an instant rollback.
-demo: venv collections-link cluster ## Platform up; build, push, deploy and release 1.0.0 then 1.1.0 blue/green on dev
+demo: packages venv collections-link cluster ## Platform up; build, push, deploy and release 1.0.0 then 1.1.0 blue/green on dev
 	for version in $(DEMO_VERSIONS); do
 	  echo "=== demo: pipeline for $$version (build, push, deploy, blue/green release)"
 	  ansible-playbook -i $(INVENTORY) playbooks/pipeline.yml -e user_service_release_strategy=bluegreen \
