@@ -64,7 +64,15 @@ docker_login_registry() {
     <"$STATE_DIR/registry/password" >/dev/null 2>&1 || die "docker login to $REGISTRY_ADDR failed"
 }
 
-etcd_ok() { curl -sf http://127.0.0.1:2379/health | grep -q '"health":"true"'; }
+# Health answers are read whole before matching (no `curl | grep -q` under pipefail: SIGPIPE).
+answer_has() { # url pattern [curl options...]
+  local url=$1 pattern=$2 body
+  shift 2
+  body=$(curl -sf "$@" "$url") || return 1
+  grep -q -- "$pattern" <<<"$body"
+}
+
+etcd_ok() { answer_has http://127.0.0.1:2379/health '"health":"true"'; }
 
 ensure_etcd() {
   is_running etcd && etcd_ok && return 0
@@ -130,7 +138,7 @@ ensure_apiserver() {
   started kube-apiserver
 }
 
-healthz_ok() { curl -sfk "https://127.0.0.1:$1/healthz" | grep -q ok; }
+healthz_ok() { answer_has "https://127.0.0.1:$1/healthz" ok -k; }
 
 ensure_controller_manager() {
   is_running kube-controller-manager && healthz_ok 10257 && return 0
@@ -245,7 +253,7 @@ ensure_forward_rules() {
   done
 }
 
-kubelet_ok() { curl -sf http://127.0.0.1:10248/healthz | grep -q ok; }
+kubelet_ok() { answer_has http://127.0.0.1:10248/healthz ok; }
 
 write_kubelet_config() {
   mkdir -p "$STATE_DIR/kubelet"

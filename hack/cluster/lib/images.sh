@@ -11,7 +11,13 @@ BASE_IMAGE=$REGISTRY_ADDR/base/$BASE_IMAGE_TAG
 
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 
-containerd_has_image() { ctr_k8s images ls -q | grep -qx "$1"; }
+# The listing is read into a variable first: `ctr ... | grep -q` under pipefail fails at random when
+# grep exits on the first match and ctr then dies of SIGPIPE.
+containerd_has_image() {
+  local images
+  images=$(ctr_k8s images ls -q) || return 1
+  grep -qx -- "$1" <<<"$images"
+}
 
 # import_into_containerd REF TAR: loads a docker-archive tar into the CRI namespace once.
 import_into_containerd() {
