@@ -131,15 +131,15 @@ remember_sysctl() {
   grep -q "^$key=" "$file" 2>/dev/null || echo "$key=$(sysctl -n "$key")" >>"$file"
 }
 
-# The iptables chains and network links that exist before the platform first starts, so down
+# The iptables rules and chains and the network links that exist before the platform first starts, so down
 # removes only what the platform (and a Docker engine it started) added.
 remember_network() {
   mkdir -p "$RUN_DIR"
-  if [ ! -f "$RUN_DIR/iptables-chains.before" ]; then
+  if [ ! -f "$RUN_DIR/iptables.before" ]; then
     local table
     for table in filter nat mangle; do
-      iptables -t "$table" -S 2>/dev/null | awk -v t="$table" '$1 == "-N" {print t, $2}'
-    done >"$RUN_DIR/iptables-chains.before"
+      iptables -t "$table" -S 2>/dev/null | sed "s/^/$table /"
+    done >"$RUN_DIR/iptables.before"
   fi
   [ -f "$RUN_DIR/forward-policy.before" ] || iptables -S FORWARD | awk '$1 == "-P" {print $3}' >"$RUN_DIR/forward-policy.before"
   [ -f "$RUN_DIR/links.before" ] || ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 >"$RUN_DIR/links.before"

@@ -33,26 +33,22 @@ unmount_state() {
     done
 }
 
-chains_of() { # table: "table chain" for every user chain
-  iptables -t "$1" -S 2>/dev/null | awk -v t="$1" '$1 == "-N" {print t, $2}'
-}
-
 # Chains the platform's components made (kube-proxy, kubelet, the CNI bridge plugin, a Docker engine
 # that up started) and that were not there before the first up: their jumps, rules and the chains.
+# Rules and chains the platform's components made (kube-proxy, kubelet, the CNI bridge plugin, a
+# Docker engine that up started) and that were not there before the first up.
 remove_chains_we_made() {
-  local before=$RUN_DIR/iptables-chains.before pattern='^(KUBE-|CNI-)' table chain rule
-  [ -f "$RUN_DIR/docker.started" ] && pattern='^(KUBE-|CNI-|DOCKER)'
+  local before=$RUN_DIR/iptables.before pattern='KUBE-|CNI-|uscni0' table chain rule
+  [ -f "$RUN_DIR/docker.started" ] && pattern='KUBE-|CNI-|uscni0|DOCKER|docker0'
   for table in filter nat mangle; do
-    for chain in $(chains_of "$table" | awk '{print $2}' | grep -E "$pattern" || true); do
-      grep -qx "$table $chain" "$before" 2>/dev/null && continue
-      while read -r rule; do
-        # shellcheck disable=SC2086 # the rule is iptables-save syntax, split on purpose
-        iptables -t "$table" -D ${rule#-A } 2>/dev/null || true
-      done < <(iptables -t "$table" -S | grep -E -- "-j $chain( |\$)" | grep -E '^-A ' || true)
+    while read -r rule; do
+      grep -qxF -- "$table $rule" "$before" 2>/dev/null && continue
+      # shellcheck disable=SC2086 # the rule is iptables -S syntax, split on purpose
+      iptables -t "$table" -D ${rule#-A } 2>/dev/null || true
+    done < <(iptables -t "$table" -S | grep -E -- '^-A ' | grep -E -- "$pattern" || true)
+    for chain in $(iptables -t "$table" -S | awk '$1 == "-N" {print $2}' | grep -E "^($pattern)" || true); do
+      grep -qxF -- "$table -N $chain" "$before" 2>/dev/null && continue
       iptables -t "$table" -F "$chain" 2>/dev/null || true
-    done
-    for chain in $(chains_of "$table" | awk '{print $2}' | grep -E "$pattern" || true); do
-      grep -qx "$table $chain" "$before" 2>/dev/null && continue
       iptables -t "$table" -X "$chain" 2>/dev/null || log "could not delete iptables chain $table/$chain"
     done
   done
@@ -66,17 +62,15 @@ remove_network() {
     done
   done
   remove_chains_we_made
-  if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
-    ip link del "$CNI_BRIDGE"
-  fi
-  if [ -f "$RUN_DIR/docker.started" ] && ip link show docker0 >/dev/null 2>&1 && ! grep -qx docker0 "$RUN_DIR/links.before" 2>/dev/null; then
-    ip link del docker0
+  ip link del "$CNI_BRIDGE" 2>/dev/null || true
+  if [ -f "$RUN_DIR/docker.started" ] && ! grep -qx docker0 "$RUN_DIR/links.before" 2>/dev/null; then
+    ip link del docker0 2>/dev/null || true
   fi
   # The Docker engine sets the FORWARD policy to DROP; put back what was there.
   if [ -f "$RUN_DIR/docker.started" ] && [ -s "$RUN_DIR/forward-policy.before" ]; then
     iptables -P FORWARD "$(cat "$RUN_DIR/forward-policy.before")"
   fi
-  rm -f "$RUN_DIR/docker.started" "$RUN_DIR/iptables-chains.before" "$RUN_DIR/links.before" "$RUN_DIR/forward-policy.before"
+  rm -f "$RUN_DIR/docker.started" "$RUN_DIR/iptables.before" "$RUN_DIR/links.before" "$RUN_DIR/forward-policy.before"
   rm -rf "$STATE_DIR/cni/ipam"
 }
 
