@@ -44,6 +44,20 @@ sys.path.insert(0, str(REPO / "bench"))
 from report import write_section  # noqa: E402
 
 
+def point_service(namespace: str, slot: str) -> None:
+    """The script's (and the reset's) one selector patch."""
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "service",
+        "user-service",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": slot}}}),
+    )
+
+
 def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: str) -> float:
     """The minimal raw script: apply the target slot, rollout status, one health check, patch the selector."""
     deployment = kubectl_json("-n", namespace, "get", "deployment", "user-service-" + source_slot)
@@ -68,31 +82,13 @@ def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: 
     pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + target_slot)["items"]
     pod = next(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
     kubectl("get", "--raw", "/api/v1/namespaces/%s/pods/%s:3000/proxy/api/health/status" % (namespace, pod))
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "user-service",
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": target_slot}}}),
-    )
+    point_service(namespace, target_slot)
     return time.monotonic() - started
 
 
 def reset_to(namespace: str, slot: str, other: str) -> None:
     """Back to the module's own record: traffic on `slot`, `other` deleted (the script left no state)."""
-    kubectl(
-        "-n",
-        namespace,
-        "patch",
-        "service",
-        "user-service",
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"selector": {"deploy.userservice.io/slot": slot}}}),
-    )
+    point_service(namespace, slot)
     kubectl("-n", namespace, "delete", "deployment", "user-service-" + other, "--ignore-not-found", "--wait=true")
     for _attempt in range(120):
         pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + other)["items"]
