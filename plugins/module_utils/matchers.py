@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, userservice.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Small matchers shared by the health gate and HTTP analysis checks.
+"""Small matchers shared by the health gate, analysis checks and http_check.
 
 A JSON field is addressed with a dotted path (``status``, ``checks.db.ok``,
 ``items.0.name``) and compared with one operator. No expression language on
@@ -87,3 +87,15 @@ def status_ok(status: int, expected: Optional[List[int]]) -> bool:
     if expected:
         return status in expected
     return 200 <= status < 300
+
+
+def check_bounds(value: float, minimum: Optional[float], maximum: Optional[float]) -> Optional[str]:
+    """Why ``value`` is outside ``[minimum, maximum]``, or None when it is within.
+
+    Both bounds are inclusive: a value equal to ``maximum`` is within.
+    """
+    if maximum is not None and value > maximum:
+        return "%g > max %g" % (value, maximum)
+    if minimum is not None and value < minimum:
+        return "%g < min %g" % (value, minimum)
+    return None

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.userservice.deploy.plugins.module_utils.matchers import (
+    check_bounds,
     compare,
     extract_json_path,
     is_missing,
@@ -47,3 +48,18 @@ def test_compare(actual: Any, op: str, expected: Any, holds: bool) -> None:
 def test_status() -> None:
     assert status_ok(204, None) and not status_ok(301, None)
     assert status_ok(503, [200, 503]) and not status_ok(200, [204])
+
+
+@pytest.mark.parametrize(
+    "value, minimum, maximum, breach",
+    [
+        (0.05, None, 0.05, None),
+        (0.0500001, None, 0.05, "0.0500001 > max 0.05"),
+        (2.0, 2.0, None, None),
+        (1.5, 2.0, 3.0, "1.5 < min 2"),
+        (float("inf"), None, 1.0, "inf > max 1"),
+        (5.0, None, None, None),
+    ],
+)
+def test_bounds_are_inclusive(value: float, minimum: Any, maximum: Any, breach: Any) -> None:
+    assert check_bounds(value, minimum, maximum) == breach
