@@ -14,8 +14,12 @@ options:
       - Each Ready pod of the Deployment's current ReplicaSet is probed through the API server's pod proxy
         (C(pods/proxy), so no network path to the pods is needed), once per O(health.interval), until it has
         answered O(health.consecutive) times in a row.
-      - The gate fails when a pod reaches O(health.failure_threshold) failed probes or when O(health.timeout)
+      - A pod whose containers restart (its C(restartCount) grows) starts its count again, even after it had
+        passed, and the restart counts as a failed probe.
+      - The gate fails when a pod fails O(health.failure_threshold) probes in a row or when O(health.timeout)
         runs out; the per-pod probe results are returned either way.
+      - Probe results keep each answer's status, content type and length, never its body, so nothing the
+        endpoint returns reaches the release state record.
     type: dict
     default: {}
     suboptions:
@@ -57,7 +61,8 @@ options:
         default: 120.0
       failure_threshold:
         description:
-          - Fail the gate as soon as any pod has this many failed probes (not necessarily in a row).
+          - Fail the gate as soon as any pod fails this many probes in a row (a container restart counts as one
+            failed probe). A successful probe starts the count again.
           - V(0) lets only O(health.timeout) end the gate.
         type: int
         default: 3

@@ -7,11 +7,15 @@ that can reach the API (laptop, AWX node, CI runner) and needs nothing in the
 cluster but ``get`` on ``pods/proxy``. Pods are probed round-robin, one probe
 per pod per interval, so the gate takes about ``consecutive * interval``
 whatever the replica count.
+
+A pod whose containers restart (its ``restartCount`` grows) starts again from
+zero, even after it passed: a crash-looping pod that is Ready between crashes
+must not collect its successes across them. Answers are judged by
+http_probe.judge_answer, which never keeps the body.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
@@ -20,13 +24,13 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     InvalidArgumentError,
     WaitTimeoutError,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.matchers import (
-    CONDITIONS,
-    compare,
-    extract_json_path,
-    is_missing,
-    status_ok,
+from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import (
+    Expectation,
+    HttpTarget,
+    judge_answer,
+    send_probe,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.matchers import CONDITIONS
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
     SystemClock,
     current_pods,
@@ -120,56 +124,81 @@ class HealthSpec:
             else {"path": self.json_path, "condition": self.condition, "value": self.value},
         }
 
+    def expectation(self) -> Expectation:
+        return Expectation(
+            expected_status=self.expected_status, json_path=self.json_path, condition=self.condition, value=self.value
+        )
 
-def judge_response(spec: HealthSpec, status: int, body: bytes) -> Dict[str, Any]:
-    """``{ok, status, reason}`` for one health answer."""
-    if not status_ok(status, spec.expected_status):
-        snippet = body.decode("utf-8", "replace")[:120]
-        return {
-            "ok": False,
-            "status": status,
-            "reason": "HTTP %s, expected %s%s"
-            % (status, spec.expected_status or "2xx", (": " + snippet) if snippet else ""),
-        }
-    if spec.json_path is None:
-        return {"ok": True, "status": status, "reason": "HTTP %s" % status}
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except ValueError:
-        return {"ok": False, "status": status, "reason": "body is not JSON"}
-    actual = extract_json_path(document, spec.json_path)
-    if is_missing(actual):
-        return {"ok": False, "status": status, "reason": "field %s missing" % spec.json_path}
-    ok, explanation = compare(actual, spec.condition, spec.value)
-    return {"ok": ok, "status": status, "reason": "%s: %s" % (spec.json_path, explanation)}
+
+def judge_response(
+    spec: HealthSpec, status: int, body: bytes, content_type: str = "", latency: Optional[float] = None
+) -> Dict[str, Any]:
+    """``{ok, status, reason}`` for one health answer; a missing or null JSON field is a failure here."""
+    judged = judge_answer(spec.expectation(), status, body, content_type, latency)
+    out = {"ok": judged["ok"] is True, "status": status, "reason": judged["reason"]}
+    if latency is not None:
+        out["latency"] = judged["latency"]
+    return out
+
+
+def restart_count(pod: Dict[str, Any]) -> int:
+    """Restarts of all the pod's containers (init containers included)."""
+    status = pod.get("status") or {}
+    statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    return sum(int(container.get("restartCount") or 0) for container in statuses)
 
 
 class _PodRecord:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, restarts: int) -> None:
         self.name = name
         self.consecutive = 0
+        self.consecutive_failures = 0
         self.attempts = 0
         self.failures = 0
         self.passed = False
+        self.restarts = restarts
         self.probes: List[Dict[str, Any]] = []
 
     def add(self, probe: Dict[str, Any], needed: int) -> None:
         self.attempts += 1
         if probe["ok"]:
             self.consecutive += 1
+            self.consecutive_failures = 0
             self.passed = self.consecutive >= needed
         else:
             self.consecutive = 0
+            self.consecutive_failures += 1
             self.failures += 1
         self.probes = (self.probes + [probe])[-PROBES_KEPT:]
+
+    def restarted(self, restarts: int, at: str) -> Optional[Dict[str, Any]]:
+        """A failed pseudo-probe when the containers restarted since the last look; the pod starts again."""
+        if restarts <= self.restarts:
+            return None
+        event = {
+            "time": at,
+            "ok": False,
+            "status": None,
+            "reason": "containers restarted (restartCount %d -> %d)%s"
+            % (self.restarts, restarts, " after the pod had passed" if self.passed else ""),
+        }
+        self.restarts = restarts
+        self.passed = False
+        self.consecutive = 0
+        self.consecutive_failures += 1
+        self.failures += 1
+        self.probes = (self.probes + [event])[-PROBES_KEPT:]
+        return event
 
     def as_dict(self) -> Dict[str, Any]:
         return {
             "pod": self.name,
             "passed": self.passed,
             "consecutive_successes": self.consecutive,
+            "consecutive_failures": self.consecutive_failures,
             "attempts": self.attempts,
             "failures": self.failures,
+            "restarts": self.restarts,
             "last_probes": self.probes,
         }
 
@@ -185,7 +214,9 @@ def run_health_gate(
     """Probe every Ready pod of the Deployment's current ReplicaSet until each passed.
 
     Returns the per-pod results as data. Raises GateFailedError (with the same data)
-    when a pod reaches ``failure_threshold`` failed probes or ``timeout`` runs out.
+    when a pod fails ``failure_threshold`` probes in a row (a container restart
+    counts as one) or ``timeout`` runs out. Probe results keep status, content
+    type and length of an answer, never its body.
     """
     clock = clock or SystemClock()
     meta = deployment.get("metadata") or {}
@@ -219,18 +250,32 @@ def run_health_gate(
             data=result(False, reason),
         )
 
+    def check_threshold(record: _PodRecord, last: Dict[str, Any]) -> None:
+        if spec.failure_threshold and record.consecutive_failures >= spec.failure_threshold:
+            reason = "pod %s failed %d probes in a row, last: %s" % (
+                record.name,
+                record.consecutive_failures,
+                last["reason"],
+            )
+            raise fail(reason, reason)
+
     def step() -> Any:
-        ready = [pod for pod in current_pods(client, deployment) if pod_ready(pod)]
+        pods = current_pods(client, deployment)
+        at = isoformat(clock.now())
+        for pod in pods:
+            record = records.get(pod["metadata"]["name"])
+            event = record.restarted(restart_count(pod), at) if record else None
+            if record and event:
+                check_threshold(record, event)
+        ready = [pod for pod in pods if pod_ready(pod)]
         for pod in ready:
             pod_name = pod["metadata"]["name"]
-            record = records.setdefault(pod_name, _PodRecord(pod_name))
+            record = records.setdefault(pod_name, _PodRecord(pod_name, restart_count(pod)))
             if record.passed:
                 continue
             probe = probe_pod(client, namespace, pod_name, spec, clock)
             record.add(probe, spec.consecutive)
-            if spec.failure_threshold and record.failures >= spec.failure_threshold:
-                reason = "pod %s failed %d probes, last: %s" % (pod_name, record.failures, probe["reason"])
-                raise fail(reason, reason)
+            check_threshold(record, probe)
         passed = [r for r in records.values() if r.passed and r.name in {p["metadata"]["name"] for p in ready}]
         if len(ready) >= want and len(passed) == len(ready):
             return True, None
@@ -247,10 +292,11 @@ def run_health_gate(
 
 def probe_pod(client: Any, namespace: str, pod: str, spec: HealthSpec, clock: Any) -> Dict[str, Any]:
     at = isoformat(clock.now())
+    target = HttpTarget(pod=pod, namespace=namespace, port=spec.port, path=spec.path, scheme=spec.scheme)
     try:
-        response = client.pod_proxy_get(namespace, pod, spec.port, spec.path, spec.request_timeout, spec.scheme)
+        answer = send_probe(target, spec.request_timeout, clock, kube=client)
     except ApiUnreachableError as exc:
         return {"time": at, "ok": False, "status": None, "reason": str(exc.seen or exc.message)}
-    judged = judge_response(spec, response.status, response.body)
+    judged = judge_response(spec, answer.status, answer.body, answer.content_type, answer.latency)
     judged["time"] = at
     return judged

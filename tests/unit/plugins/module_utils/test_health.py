@@ -84,10 +84,66 @@ class TestGate:
         data = info.value.data
         assert data["passed"] is False
         by_pod = {p["pod"]: p for p in data["pods"]}
-        assert by_pod["b"]["failures"] == 2
+        assert by_pod["b"]["failures"] == 2 and by_pod["b"]["consecutive_failures"] == 2
         assert by_pod["b"]["last_probes"][-1]["status"] == 503
-        assert "pod b failed 2 probes" in data["reason"]
+        assert "pod b failed 2 probes in a row" in data["reason"]
         assert "Deployment user-service-dev/user-service-green" in str(info.value)
+
+    def test_threshold_counts_failures_in_a_row_not_in_total(self, kube: Any, clock: Any) -> None:
+        dep = gate_kube(kube, ["a"])
+        kube.proxy = scripted({"a": [DOWN, OK, DOWN, OK, DOWN, OK, OK]})
+        result = run_health_gate(
+            kube, dep, HealthSpec({"consecutive": 2, "failure_threshold": 2, "interval": 1}), clock=clock
+        )
+        record = result["pods"][0]
+        assert record["passed"] and record["failures"] == 3 and record["consecutive_failures"] == 0
+
+    def test_probe_bodies_never_reach_the_failure_data(self, kube: Any, clock: Any) -> None:
+        dep = gate_kube(kube, ["a"])
+        kube.proxy = scripted({"a": [(500, {"trace": "connect postgres://app:hunter2@db failed"})]})
+        with pytest.raises(GateFailedError) as info:
+            run_health_gate(kube, dep, HealthSpec({"failure_threshold": 1}), clock=clock)
+        assert "hunter2" not in json.dumps(info.value.to_dict()) and "hunter2" not in str(info.value)
+        assert "HTTP 500 (no content type," in info.value.data["pods"][0]["last_probes"][0]["reason"]
+
+    def test_pod_that_restarts_after_passing_is_probed_again(self, kube: Any, clock: Any) -> None:
+        dep = gate_kube(kube, ["a", "b"])
+        pod_a = kube.pods[0]
+        b_answers = [DOWN, DOWN, OK]
+
+        def proxy(namespace: str, name: str, port: Any, path: str, timeout: float) -> ProxyResponse:
+            if name == "b":
+                status, body = b_answers.pop(0) if len(b_answers) > 1 else b_answers[0]
+                if len(b_answers) == 1:
+                    # a passed in the first round; it crashes and comes back while b is still starting.
+                    pod_a["status"]["containerStatuses"][0]["restartCount"] = 1
+                return ProxyResponse(status, json.dumps(body).encode())
+            return ProxyResponse(*OK[:1], json.dumps(OK[1]).encode())
+
+        kube.proxy = proxy
+        result = run_health_gate(
+            kube, dep, HealthSpec({"consecutive": 1, "failure_threshold": 3, "interval": 1}), clock=clock
+        )
+        record = {p["pod"]: p for p in result["pods"]}["a"]
+        assert result["passed"] and record["passed"] and record["restarts"] == 1
+        assert record["attempts"] == 2 and record["failures"] == 1
+        assert "restartCount 0 -> 1) after the pod had passed" in record["last_probes"][1]["reason"]
+
+    def test_crash_looping_pod_never_collects_its_successes(self, kube: Any, clock: Any) -> None:
+        dep = gate_kube(kube, ["a"])
+        pod_a = kube.pods[0]
+
+        def proxy(namespace: str, name: str, port: Any, path: str, timeout: float) -> ProxyResponse:
+            # Ready and healthy whenever probed, but it crashed again before the next probe.
+            pod_a["status"]["containerStatuses"][0]["restartCount"] += 1
+            return ProxyResponse(200, b"{}")
+
+        kube.proxy = proxy
+        with pytest.raises(GateFailedError) as info:
+            run_health_gate(kube, dep, HealthSpec({"consecutive": 3, "timeout": 20, "interval": 2}), clock=clock)
+        record = info.value.data["pods"][0]
+        assert not record["passed"] and record["restarts"] >= 5
+        assert "timed out" in info.value.data["reason"]
 
     def test_timeout_when_threshold_disabled(self, kube: Any, clock: Any) -> None:
         dep = gate_kube(kube, ["a"])
@@ -120,7 +176,18 @@ class TestJudge:
         bad = judge_response(spec, 200, b'{"status": "degraded"}')
         assert not bad["ok"] and "'degraded' == 'ok' is false" in bad["reason"]
         assert judge_response(spec, 200, b"{}")["reason"] == "field status missing"
-        assert judge_response(spec, 200, b"<html>")["reason"] == "body is not JSON"
+        assert judge_response(spec, 200, b"<html>", "text/html")["reason"] == (
+            "HTTP 200 (text/html, 6 bytes): body is not JSON"
+        )
+
+    def test_null_field_is_a_failure(self) -> None:
+        spec = HealthSpec({"json_path": "status", "value": "ok"})
+        judged = judge_response(spec, 200, b'{"status": null}')
+        assert judged["ok"] is False and judged["reason"] == "field status null"
+
+    def test_failure_reason_never_quotes_the_body(self) -> None:
+        judged = judge_response(HealthSpec(), 500, b'{"error": "db password=hunter2 refused"}', "application/json")
+        assert judged["reason"] == "HTTP 500 (application/json, 40 bytes), expected 2xx"
 
     def test_expected_status_list_overrides_2xx(self) -> None:
         spec = HealthSpec({"expected_status": [204]})
