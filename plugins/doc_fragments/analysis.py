@@ -12,16 +12,30 @@ options:
     description:
       - Metric (Prometheus) and HTTP checks, declared once and run by name in the phases the module offers.
       - Each check takes O(analysis.checks[].samples) samples, one every O(analysis.checks[].interval) seconds,
-        and ends with a verdict V(pass), V(fail) or V(inconclusive). Checks of one phase run side by side; the
-        first V(fail) stops the others (they end V(inconclusive)). The phase verdict is V(fail) if any check
-        failed, else V(inconclusive) if any was inconclusive, else V(pass).
+        and ends with a verdict V(pass), V(fail), V(error) or V(inconclusive). Checks of one phase run side by
+        side; the first V(fail) or V(error) stops the others (they end V(inconclusive)). The phase verdict is
+        V(fail) if any check failed, else V(error) if any could not measure, else V(inconclusive) if any was
+        inconclusive, else V(pass); C(decided_by) in the result names the check that decided it.
+      - A sample is ok when its value is within O(analysis.checks[].min) and O(analysis.checks[].max). Both
+        bounds are inclusive, so a value equal to O(analysis.checks[].max) is ok.
       - A check fails as soon as its failed samples exceed O(analysis.checks[].failure_limit). With
-        O(analysis.checks[].consecutive_success) it passes as soon as that many samples in a row are ok and is
-        inconclusive if the samples run out first; otherwise it passes after its last sample.
-      - A query that Prometheus rejects fails the check at once. An unreachable Prometheus or HTTP target, or a
-        timeout, counts as one failed sample.
-      - Every sample (time, value, ok) and every verdict (check, query, value, bound, reason, start and end
-        time) is returned and stored in the release state record.
+        O(analysis.checks[].consecutive_success) it passes as soon as that many samples with data in a row are
+        ok and is inconclusive if the samples run out first; otherwise it passes after its last sample.
+      - A sample that could not be taken is an B(error), not a failed sample. That is, Prometheus did not answer
+        or answered an HTTP error, rejected the query, timed out, or returned more than one series; or the API
+        server did not relay an O(analysis.checks[].service) or O(analysis.checks[].pod) check. Errors do not count
+        towards O(analysis.checks[].samples) and do not break a run of ok samples; more than
+        O(analysis.checks[].error_limit) errors in a row end the check V(error). The message names the check
+        and its query.
+      - An V(error) verdict says nothing about the release. It is its own outcome, not a V(fail); the module's
+        documentation says what a phase does on it.
+      - An HTTP check whose O(analysis.checks[].url) does not answer at all (connection refused, timeout) counts a
+        failed sample, because the target is what is judged. An answer with an unexpected status counts a failed sample
+        too.
+      - Every sample (time, value, ok, outcome) and every verdict (check, query, value, bound, reason, counts of
+        samples, failures, errors and no-data samples, start and end time) is returned and stored in the release
+        state record. Results never contain an HTTP answer's body (only its status, content type and length)
+        and show a URL's C(user:password@) as C(***@).
     type: dict
     default: {}
     suboptions:
@@ -88,12 +102,19 @@ options:
             type: str
           metric:
             description:
-              - A built-in query over the User Service metrics, for the version being released.
+              - A built-in query over the User Service metrics, for the pods being judged.
               - V(error_ratio) is the share of C(http_requests_total) with a 5xx C(status_code) over
-                O(analysis.checks[].window).
+                O(analysis.checks[].window). It is V(0) when those pods served traffic without a 5xx (the
+                numerator falls back to C(vector(0)) because the app creates its 5xx series on the first 5xx) and
+                no data when they served nothing.
               - V(latency_quantile) is the O(analysis.checks[].quantile) of C(http_request_duration_seconds)
-                over O(analysis.checks[].window), in seconds.
-              - Both select C(namespace), C(app) and C(version) labels; no traffic means no data.
+                over O(analysis.checks[].window), in seconds; no traffic means no data.
+              - Both select the C(namespace) and C(app) labels, and C(version), C(slot) and C(track) for each of
+                them the module knows. A blue/green release sets C(version) and C(slot), so a config-only release
+                (same version) measures the new slot only. The series must carry these labels. The local
+                platform's scrape configuration adds C(slot) and C(track) from the pod labels
+                C(deploy.userservice.io/slot) and C(deploy.userservice.io/track); with C(kubernetes_sd), relabel
+                those pod labels the same way.
             type: str
             choices: [error_ratio, latency_quantile]
           quantile:
@@ -109,6 +130,8 @@ options:
           url:
             description:
               - For an V(http) check, a URL to GET directly from where the module runs.
+              - Credentials in the URL (C(https://user:password@host/)) are sent as basic authentication and shown
+                as C(***@) in results and messages.
               - Exactly one of O(analysis.checks[].url), O(analysis.checks[].service) and O(analysis.checks[].pod)
                 is required.
             type: str
@@ -170,12 +193,12 @@ options:
             default: true
           min:
             description:
-              - Lowest acceptable value. A V(prometheus) check needs O(analysis.checks[].min),
-                O(analysis.checks[].max) or both.
+              - Lowest acceptable value; a value equal to it is ok. A V(prometheus) check needs
+                O(analysis.checks[].min), O(analysis.checks[].max) or both.
             type: float
           max:
             description:
-              - Highest acceptable value, for example V(0.01) for a 1% error ratio.
+              - Highest acceptable value, for example V(0.01) for a 1% error ratio. A value equal to it is ok.
             type: float
           interval:
             description:
@@ -197,15 +220,28 @@ options:
               - Failed samples tolerated; one more fails the check. V(0) fails on the first failed sample.
             type: int
             default: 0
+          error_limit:
+            description:
+              - Errors in a row tolerated (like Argo Rollouts' C(consecutiveErrorLimit)); one more ends the check
+                V(error). V(0) ends it on the first error.
+              - An error is a sample that could not be taken (Prometheus unreachable or answering an error, a
+                query it rejects or that returns several series, the API server not relaying a proxied check).
+                A sample with a value or with no data resets the count.
+              - With the default V(4), a Prometheus outage of up to four intervals only delays the verdict.
+            type: int
+            default: 4
           consecutive_success:
             description:
               - Pass as soon as this many samples in a row are ok (at most O(analysis.checks[].samples)).
+              - Only samples with data count. A no-data sample that O(analysis.checks[].on_no_data=pass) counts as
+                ok keeps the run going but never adds to it, so a check never passes on no data alone.
             type: int
           on_no_data:
             description:
               - What a sample without data (empty result, NaN, missing JSON field) counts as.
-              - V(fail) counts a failed sample. V(pass) counts an ok sample. V(inconclusive) counts neither, and a
-                check that does not fail ends V(inconclusive) if any sample had no data.
+              - V(fail) counts a failed sample. V(pass) counts an ok sample (but not towards
+                O(analysis.checks[].consecutive_success)). V(inconclusive) counts neither, and a check that does not
+                fail ends V(inconclusive) if any sample had no data.
             type: str
             choices: [fail, inconclusive, pass]
             default: fail

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, userservice.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The analysis engine: metric and HTTP checks judged into pass | fail | inconclusive.
+"""The analysis engine: metric and HTTP checks judged into pass | fail | inconclusive | error.
 
 Shared unchanged by the blue/green and canary modules. A module declares its
 checks once under the ``analysis`` option and picks them by name for a phase
@@ -8,58 +8,71 @@ checks once under the ``analysis`` option and picks them by name for a phase
 
 Verdict rules, per check (documented in plugins/doc_fragments/analysis.py):
 
-* a sample is *ok* when its value is within ``min``/``max`` (Prometheus) or the
-  answer has an expected status and the JSON condition holds (HTTP);
-* *no data* (empty result or NaN) is judged by ``on_no_data``: ``fail`` counts a
-  failure, ``pass`` counts a success, ``inconclusive`` counts neither and makes
-  the check inconclusive unless it fails;
+* a sample is *ok* when its value is within ``min``/``max`` (bounds inclusive)
+  or, for HTTP, the answer has an expected status and the JSON condition holds;
+* *no data* (empty result, NaN, a missing JSON field) is judged by
+  ``on_no_data``: ``fail`` counts a failure, ``pass`` counts an ok sample that
+  never adds to a ``consecutive_success`` streak, ``inconclusive`` counts
+  neither and makes the check inconclusive unless it fails;
+* a sample that could not be taken (Prometheus unreachable or answering an
+  error, a query it rejects or that returns several series, the API server not
+  answering a proxied request) is an *error*: it is not a sample of the
+  release, does not count towards ``samples``, and more than ``error_limit``
+  errors in a row end the check ``error``;
 * the check fails as soon as failures exceed ``failure_limit``; with
-  ``consecutive_success`` it passes as soon as that many ok samples follow each
-  other (and is inconclusive if the samples run out first); otherwise it passes
-  after ``samples`` samples;
-* a query Prometheus rejects fails the check at once (it cannot get better);
-  an unreachable Prometheus or target counts as a failed sample.
+  ``consecutive_success`` it passes as soon as that many ok samples with data
+  follow each other (and is inconclusive if the samples run out first);
+  otherwise it passes after ``samples`` samples.
+
+The phase verdict is ``fail`` if a check failed, else ``error`` if one could
+not measure, else ``inconclusive`` if one was, else ``pass``; ``decided_by``
+names the check that decided it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
+    AnalysisMeasurementError,
     ApiUnreachableError,
     InvalidArgumentError,
-    PrometheusQueryError,
-    PrometheusUnreachableError,
+    PrometheusError,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.matchers import (
-    CONDITIONS,
-    compare,
-    extract_json_path,
-    is_missing,
-    status_ok,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import (
-    BUILTIN_QUERIES,
+from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import (
+    Expectation,
+    HttpTarget,
     HttpUnreachable,
-    PrometheusClient,
-    render_query,
+    judge_answer,
+    redact_text,
+    redact_url,
+    send_probe,
     urllib_get,
+)
+from ansible_collections.userservice.deploy.plugins.module_utils.matchers import CONDITIONS, check_bounds
+from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import (
+    BUILTIN_METRICS,
+    SCOPE_LABELS,
+    PrometheusClient,
+    builtin_query,
+    render_query,
     validate_duration,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock, isoformat, poll
 
 NO_DATA_POLICIES = ["fail", "inconclusive", "pass"]
-VERDICTS = ("pass", "fail", "inconclusive")
+VERDICTS = ("pass", "fail", "error", "inconclusive")
+# Argo Rollouts' consecutiveErrorLimit default: a minute or two of Prometheus trouble is not a verdict.
+DEFAULT_ERROR_LIMIT = 4
 
 ANALYSIS_CHECK_OPTIONS: Dict[str, Dict[str, Any]] = {
     "name": dict(type="str", required=True),
     "type": dict(type="str", required=True, choices=["http", "prometheus"]),
     # prometheus
     "query": dict(type="str"),
-    "metric": dict(type="str", choices=sorted(BUILTIN_QUERIES)),
+    "metric": dict(type="str", choices=sorted(BUILTIN_METRICS)),
     "quantile": dict(type="float", default=0.99),
     "window": dict(type="str", default="1m"),
     # http
@@ -82,6 +95,7 @@ ANALYSIS_CHECK_OPTIONS: Dict[str, Dict[str, Any]] = {
     "initial_delay": dict(type="float", default=0.0),
     "samples": dict(type="int", default=3),
     "failure_limit": dict(type="int", default=0),
+    "error_limit": dict(type="int", default=DEFAULT_ERROR_LIMIT),
     "consecutive_success": dict(type="int"),
     "on_no_data": dict(type="str", default="fail", choices=NO_DATA_POLICIES),
 }
@@ -144,6 +158,7 @@ class CheckSpec:
         self.initial_delay: float = v["initial_delay"]
         self.samples: int = v["samples"]
         self.failure_limit: int = v["failure_limit"]
+        self.error_limit: int = v["error_limit"]
         self.consecutive_success: Optional[int] = v["consecutive_success"]
         self.on_no_data: str = v["on_no_data"]
         self.validate()
@@ -168,6 +183,12 @@ class CheckSpec:
             raise self._bad("initial_delay", "seconds >= 0", self.initial_delay)
         if self.failure_limit < 0:
             raise self._bad("failure_limit", "an integer >= 0", self.failure_limit)
+        if self.error_limit < 0:
+            raise self._bad(
+                "error_limit",
+                "an integer >= 0 (errors in a row tolerated; 0 ends the check on the first)",
+                self.error_limit,
+            )
         if self.consecutive_success is not None and not 1 <= self.consecutive_success <= self.samples:
             raise self._bad(
                 "consecutive_success", "an integer from 1 to samples (%d)" % self.samples, self.consecutive_success
@@ -194,7 +215,8 @@ class CheckSpec:
             raise self._bad("max", "min and/or max: the bound the query result must stay within", None)
         for key in ("url", "service", "pod", "json_path"):
             if getattr(self, key) is not None:
-                raise self._bad(key, "no %s on a prometheus check" % key, getattr(self, key))
+                seen = redact_url(self.url or "") if key == "url" else getattr(self, key)
+                raise self._bad(key, "no %s on a prometheus check" % key, seen)
         validate_duration(self.window, "%s.window" % self.where)
         if not 0 < self.quantile < 1:
             raise self._bad("quantile", "a number between 0 and 1 (exclusive)", self.quantile)
@@ -204,7 +226,7 @@ class CheckSpec:
         if len(targets) != 1:
             raise self._bad("url", "exactly one of url, service or pod for an http check", targets or None)
         if self.url and not self.url.startswith(("http://", "https://")):
-            raise self._bad("url", "an http:// or https:// URL", self.url)
+            raise self._bad("url", "an http:// or https:// URL", redact_url(self.url))
         if (self.service or self.pod) and not self.port:
             raise self._bad("port", "the port to reach %s on" % (self.service or self.pod), None)
         if not self.path.startswith("/"):
@@ -223,8 +245,40 @@ class CheckSpec:
         if self.request_timeout <= 0:
             raise self._bad("request_timeout", "seconds > 0", self.request_timeout)
 
-    def template(self) -> str:
-        return self.query if self.query else BUILTIN_QUERIES[self.metric or ""]
+    def template(self, scope: List[str]) -> str:
+        """The query template; a built-in selects the labels of ``scope`` (those the context knows)."""
+        if self.query:
+            return self.query
+        if not scope:
+            raise self._bad(
+                "metric",
+                "a version, slot or track to scope the built-in query to (the release sets them)",
+                self.metric,
+            )
+        return builtin_query(self.metric or "", scope)
+
+    def expectation(self) -> Expectation:
+        """What makes an HTTP answer ok for this check."""
+        return Expectation(
+            expected_status=self.expected_status,
+            json_path=self.json_path,
+            condition=self.condition,
+            value=self.value,
+            minimum=self.min,
+            maximum=self.max,
+        )
+
+    def http_target(self, namespace: str) -> HttpTarget:
+        return HttpTarget(
+            url=self.url,
+            service=self.service,
+            pod=self.pod,
+            namespace=namespace,
+            port=self.port,
+            path=self.path,
+            scheme=self.scheme,
+            validate_certs=self.validate_certs,
+        )
 
     def bound(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -313,7 +367,9 @@ class AnalysisContext:
     ) -> PrometheusClient:
         p = _defaults(PROMETHEUS_OPTIONS, params)
         if not str(p["url"]).startswith(("http://", "https://")):
-            raise InvalidArgumentError("analysis.prometheus.url", "an http:// or https:// URL", p["url"])
+            raise InvalidArgumentError(
+                "analysis.prometheus.url", "an http:// or https:// URL", redact_url(str(p["url"]))
+            )
         if p["timeout"] <= 0:
             raise InvalidArgumentError("analysis.prometheus.timeout", "seconds > 0", p["timeout"])
         return PrometheusClient(p["url"], p["timeout"], p["validate_certs"], p["bearer_token"], http_get)
@@ -326,32 +382,31 @@ class CheckRun:
         self.spec = spec
         self.context = context
         self.samples: List[Dict[str, Any]] = []
+        self.measured = 0
         self.failures = 0
+        self.errors = 0
+        self.consecutive_errors = 0
         self.no_data = 0
         self.consecutive = 0
         self.verdict: Optional[str] = None
         self.reason = ""
         self.value: Optional[Any] = None
+        self.finished_order: Optional[int] = None
         self.next_due = start + spec.initial_delay
         self.started_at = isoformat(context.clock.now())
         self.finished_at: Optional[str] = None
         if spec.type == "prometheus":
-            self.target = render_query(spec.template(), self._variables(), "%s.query" % spec.where)
+            scope = [label for label in SCOPE_LABELS if context.variables.get(label) is not None]
+            self.target = render_query(spec.template(scope), self._variables(), "%s.query" % spec.where)
         else:
-            self.target = self._http_target()
+            self.http = spec.http_target(context.namespace)
+            self.target = self.http.describe()
 
     def _variables(self) -> Dict[str, Any]:
         values = dict(self.context.variables)
         values["window"] = self.spec.window
         values["quantile"] = self.spec.quantile
         return values
-
-    def _http_target(self) -> str:
-        s = self.spec
-        if s.url:
-            return "GET %s" % s.url
-        kind = "service" if s.service else "pod"
-        return "GET %s %s/%s:%s%s" % (kind, self.context.namespace, s.service or s.pod, s.port, s.path)
 
     @property
     def done(self) -> bool:
@@ -361,92 +416,70 @@ class CheckRun:
 
     def measure(self) -> None:
         at = isoformat(self.context.clock.now())
-        try:
-            sample = self._measure_prometheus() if self.spec.type == "prometheus" else self._measure_http()
-        except PrometheusQueryError as exc:
-            sample = {"value": None, "ok": False, "error": str(exc)}
-            self._record(at, sample)
-            self._finish("fail", "query rejected: %s" % (exc.seen or exc.message))
-            return
+        sample = self._measure_prometheus() if self.spec.type == "prometheus" else self._measure_http()
         self._record(at, sample)
         self._decide()
 
+    def _error_sample(self, message: str) -> Dict[str, Any]:
+        return {"value": None, "ok": None, "outcome": "error", "error": message}
+
     def _measure_prometheus(self) -> Dict[str, Any]:
         if self.context.prometheus is None:
-            raise PrometheusQueryError("no Prometheus configured", expected="analysis.prometheus.url")
+            return self._error_sample("no Prometheus configured (analysis.prometheus.url)")
         try:
             result = self.context.prometheus.query(self.target)
-        except PrometheusUnreachableError as exc:
-            return {"value": None, "ok": False, "error": str(exc)}
+        except PrometheusError as exc:
+            return self._error_sample(str(exc))
         if result.no_data:
-            return self._no_data_sample()
+            return self._no_data_sample("no data")
         return self._bounded(result.value)
 
     def _measure_http(self) -> Dict[str, Any]:
         s = self.spec
         try:
-            if s.url:
-                response = self.context.http_get(
-                    s.url, {"Accept": "application/json, */*"}, s.request_timeout, s.validate_certs
-                )
-            elif s.service:
-                response = self.context.kube.service_proxy_get(
-                    self.context.namespace, s.service, s.port, s.path, s.request_timeout, s.scheme
-                )
-            else:
-                response = self.context.kube.pod_proxy_get(
-                    self.context.namespace, s.pod, s.port, s.path, s.request_timeout, s.scheme
-                )
-        except (HttpUnreachable, ApiUnreachableError) as exc:
-            return {"value": None, "ok": False, "error": str(exc)}
-        status, body = response.status, response.body
-        if not status_ok(status, s.expected_status):
-            return {
-                "value": status,
-                "ok": False,
-                "error": "HTTP %s, expected %s" % (status, s.expected_status or "2xx"),
-            }
-        if s.json_path is None:
-            return {"value": status, "ok": True}
-        try:
-            document = json.loads(body.decode("utf-8"))
-        except ValueError:
-            return {"value": None, "ok": False, "error": "HTTP %s body is not JSON" % status}
-        actual = extract_json_path(document, s.json_path)
-        if is_missing(actual) or actual is None:
-            return self._no_data_sample()
-        if s.value is not None:
-            holds, explanation = compare(actual, s.condition, s.value)
-            if not holds:
-                return {"value": actual, "ok": False, "error": explanation}
-        if s.min is not None or s.max is not None:
-            try:
-                number = float(actual)
-            except (TypeError, ValueError):
-                return {"value": actual, "ok": False, "error": "%s is not a number" % s.json_path}
-            if math.isnan(number):
-                return self._no_data_sample()
-            return self._bounded(number)
-        return {"value": actual, "ok": True}
+            answer = send_probe(
+                self.http, s.request_timeout, self.context.clock, http_get=self.context.http_get, kube=self.context.kube
+            )
+        except ApiUnreachableError as exc:
+            # The API server relays the check; without it nothing was measured.
+            return self._error_sample(str(exc.seen or exc.message))
+        except HttpUnreachable as exc:
+            # The URL is the thing judged: no answer from it is a failed sample.
+            return {"value": None, "ok": False, "outcome": "failed", "error": redact_text(str(exc), s.url or "")}
+        judged = judge_answer(s.expectation(), answer.status, answer.body, answer.content_type, answer.latency)
+        extra = {"status": answer.status, "latency": judged.get("latency")}
+        if judged.get("no_data"):
+            return dict(self._no_data_sample(judged["reason"]), **extra)
+        if judged["ok"]:
+            return dict(value=judged["value"], ok=True, outcome="ok", **extra)
+        return dict(value=judged["value"], ok=False, outcome="failed", error=judged["reason"], **extra)
 
-    def _no_data_sample(self) -> Dict[str, Any]:
+    def _no_data_sample(self, why: str) -> Dict[str, Any]:
         policy = self.spec.on_no_data
         ok = {"fail": False, "pass": True, "inconclusive": None}[policy]
-        return {"value": None, "ok": ok, "no_data": True}
+        sample = {"value": None, "ok": ok, "outcome": "no_data", "no_data": True}
+        if ok is False:
+            sample["error"] = why
+        return sample
 
     def _bounded(self, value: float) -> Dict[str, Any]:
-        s = self.spec
-        if s.max is not None and value > s.max:
-            return {"value": value, "ok": False, "error": "%g > max %g" % (value, s.max)}
-        if s.min is not None and value < s.min:
-            return {"value": value, "ok": False, "error": "%g < min %g" % (value, s.min)}
-        return {"value": value, "ok": True}
+        breach = check_bounds(value, self.spec.min, self.spec.max)
+        if breach:
+            return {"value": value, "ok": False, "outcome": "failed", "error": breach}
+        return {"value": value, "ok": True, "outcome": "ok"}
 
     # -- judging -------------------------------------------------------------
 
     def _record(self, at: str, sample: Dict[str, Any]) -> None:
         sample = dict(sample, time=at)
         self.samples.append(sample)
+        if sample["outcome"] == "error":
+            # Not a sample of the release: it neither counts towards `samples` nor breaks a streak.
+            self.errors += 1
+            self.consecutive_errors += 1
+            return
+        self.consecutive_errors = 0
+        self.measured += 1
         if sample.get("value") is not None:
             self.value = sample["value"]
         if sample.get("no_data"):
@@ -455,13 +488,24 @@ class CheckRun:
             self.failures += 1
             self.consecutive = 0
         elif sample["ok"] is True:
-            self.consecutive += 1
+            # No data that counts as ok is no evidence either: it keeps a streak but never adds to it.
+            if not sample.get("no_data"):
+                self.consecutive += 1
         else:
             self.consecutive = 0
 
     def _decide(self) -> None:
         s = self.spec
         last = self.samples[-1]
+        if self.consecutive_errors > s.error_limit:
+            self._finish(
+                "error",
+                "%d errors in a row exceed error_limit %d; last: %s"
+                % (self.consecutive_errors, s.error_limit, last.get("error")),
+            )
+            return
+        if last["outcome"] == "error":
+            return
         if self.failures > s.failure_limit:
             why = last.get("error") or ("no data" if last.get("no_data") else "failed")
             self._finish(
@@ -471,21 +515,26 @@ class CheckRun:
         if s.consecutive_success and self.consecutive >= s.consecutive_success:
             self._finish("pass", "%d consecutive ok samples" % self.consecutive)
             return
-        if len(self.samples) < s.samples:
+        if self.measured < s.samples:
             return
         if s.consecutive_success:
             self._finish(
                 "inconclusive",
-                "%d samples taken without %d consecutive ok samples" % (len(self.samples), s.consecutive_success),
+                "%d samples taken without %d consecutive ok samples%s"
+                % (
+                    self.measured,
+                    s.consecutive_success,
+                    " (%d had no data, which never counts towards the streak)" % self.no_data if self.no_data else "",
+                ),
             )
         elif self.no_data and s.on_no_data == "inconclusive":
             self._finish(
                 "inconclusive",
-                "%d of %d samples had no data (on_no_data: inconclusive)" % (self.no_data, len(self.samples)),
+                "%d of %d samples had no data (on_no_data: inconclusive)" % (self.no_data, self.measured),
             )
         else:
             self._finish(
-                "pass", "%d samples, %d failed (failure_limit %d)" % (len(self.samples), self.failures, s.failure_limit)
+                "pass", "%d samples, %d failed (failure_limit %d)" % (self.measured, self.failures, s.failure_limit)
             )
 
     def _finish(self, verdict: str, reason: str) -> None:
@@ -506,7 +555,12 @@ class CheckRun:
             "bound": self.spec.bound(),
             "on_no_data": self.spec.on_no_data,
             "samples": list(self.samples),
+            "measured": self.measured,
             "failures": self.failures,
+            "errors": self.errors,
+            "no_data": self.no_data,
+            "failure_limit": self.spec.failure_limit,
+            "error_limit": self.spec.error_limit,
             "verdict": self.verdict,
             "reason": self.reason,
             "started_at": self.started_at,
@@ -514,11 +568,15 @@ class CheckRun:
         }
 
 
+# Most to least severe: the phase takes the first verdict any check has.
+SEVERITY = ("fail", "error", "inconclusive", "pass")
+STOPPING = ("fail", "error")
+
+
 def overall_verdict(verdicts: List[str]) -> str:
-    if "fail" in verdicts:
-        return "fail"
-    if "inconclusive" in verdicts:
-        return "inconclusive"
+    for verdict in SEVERITY:
+        if verdict in verdicts:
+            return verdict
     return "pass"
 
 
@@ -530,13 +588,21 @@ def run_analysis(
 ) -> Dict[str, Any]:
     """Run the checks side by side, each on its own interval, and return every verdict as data.
 
-    With ``stop_on_failure`` the first failed check ends the analysis; checks still
-    running are then inconclusive with the reason saying why they stopped.
+    With ``stop_on_failure`` the first check that fails (or ends ``error``) ends
+    the analysis; checks still running are then inconclusive with the reason
+    saying why they stopped. ``decided_by`` in the result names the check whose
+    verdict is the phase's (the first to reach it), None when every check passed.
     """
     clock = context.clock
     start = clock.monotonic()
     started_at = isoformat(clock.now())
     runs = [CheckRun(spec, context, start) for spec in checks]
+    finished: List[CheckRun] = []
+
+    def note_finished() -> None:
+        for run in runs:
+            if run.done and run not in finished:
+                finished.append(run)
 
     def step() -> Any:
         now = clock.monotonic()
@@ -544,10 +610,14 @@ def run_analysis(
             if not run.done and run.next_due <= now + 1e-6:
                 run.measure()
                 run.next_due = max(run.next_due + run.spec.interval, now)
-        failed = [run for run in runs if run.verdict == "fail"]
-        if failed and stop_on_failure:
+        note_finished()
+        stopping = [run for run in finished if run.verdict in STOPPING]
+        if stopping and stop_on_failure:
+            first = stopping[0]
+            why = "failed" if first.verdict == "fail" else "could not measure (error)"
             for run in runs:
-                run.stop("stopped because check '%s' failed" % failed[0].spec.name)
+                run.stop("stopped because check '%s' %s" % (first.spec.name, why))
+            note_finished()
         if all(run.done for run in runs):
             return True, None
         return False, {"reason": ", ".join("%s: %d samples" % (r.spec.name, len(r.samples)) for r in runs)}
@@ -559,6 +629,7 @@ def run_analysis(
     poll(step, timeout=None, interval=next_wait, what="analysis", clock=clock, heartbeat=context.heartbeat)
     results = [run.as_dict() for run in runs]
     verdict = overall_verdict([r["verdict"] for r in results])
+    decider = next((run for run in finished if run.verdict == verdict), None) if verdict != "pass" else None
     decisive = [r for r in results if r["verdict"] == verdict]
     reason = (
         "; ".join("%s: %s" % (r["check"], r["reason"]) for r in decisive)
@@ -568,22 +639,52 @@ def run_analysis(
     return {
         "verdict": verdict,
         "reason": reason,
+        "decided_by": decider.spec.name if decider else None,
         "checks": results,
+        "counts": {name: sum(1 for r in results if r["verdict"] == name) for name in VERDICTS},
         "started_at": started_at,
         "finished_at": isoformat(clock.now()),
     }
 
 
+def deciding_check(result: Dict[str, Any]) -> Dict[str, Any]:
+    """The per-check entry that decided a result's verdict (``decided_by``), else the first with that verdict."""
+    checks = result.get("checks") or []
+    name = result.get("decided_by")
+    if name:
+        for check in checks:
+            if check.get("check") == name:
+                return check
+    return next((c for c in checks if c.get("verdict") == result.get("verdict")), None) or {}
+
+
 def analysis_error(
     result: Dict[str, Any], phase: str, inconclusive_fails: bool = False
 ) -> Optional[AnalysisFailedError]:
-    """The error to raise for a result, or None when the phase may go on."""
+    """The error to raise for a result, or None when the phase may go on.
+
+    ``fail`` gives an AnalysisFailedError; ``error`` gives its subclass
+    AnalysisMeasurementError (the analysis could not measure, so it says
+    nothing about the release), whatever ``inconclusive_fails`` says;
+    ``inconclusive`` gives an AnalysisFailedError only with ``inconclusive_fails``.
+    """
     verdict = result["verdict"]
     if verdict == "pass" or (verdict == "inconclusive" and not inconclusive_fails):
         return None
-    culprit = next((c for c in result["checks"] if c["verdict"] == verdict), None) or {}
+    culprit = deciding_check(result)
+    if verdict == "error":
+        return AnalysisMeasurementError(
+            "%s analysis could not measure: check %s" % (phase, culprit.get("check")),
+            expected="at most %s errors in a row (error_limit) for %s"
+            % (culprit.get("error_limit"), culprit.get("query")),
+            seen=culprit.get("reason"),
+            hint="This is no verdict on the release: make Prometheus (or the API server) answer, or fix the query, "
+            "then run the analysis again. Every sample is in the result",
+            data=result,
+        )
     return AnalysisFailedError(
-        "%s analysis %s" % (phase, "failed" if verdict == "fail" else "was inconclusive"),
+        "%s analysis %s: check %s"
+        % (phase, "failed" if verdict == "fail" else "was inconclusive", culprit.get("check")),
         expected="check %s within %s" % (culprit.get("check"), culprit.get("bound")),
         seen="value %s (%s)" % (culprit.get("value"), culprit.get("reason")),
         hint="The verdicts with every sample are in the result and the release state record",

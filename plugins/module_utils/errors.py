@@ -207,3 +207,9 @@ def error_result(exc: ReleaseError) -> Dict[str, Any]:
 
 def join_reasons(reasons: List[str]) -> str:
     return "; ".join(r for r in reasons if r)
+
+
+class AnalysisMeasurementError(AnalysisFailedError):
+    """An analysis could not measure: a check reached its ``error_limit`` (Prometheus unreachable or
+    answering errors, a query Prometheus rejects or that returns several series, the API server not
+    answering a proxied check). It says nothing about the release; ``data`` holds every check's samples."""

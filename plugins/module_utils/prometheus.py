@@ -14,17 +14,23 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.error import HTTPError, URLError
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlencode
-
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     InvalidArgumentError,
     PrometheusQueryError,
     PrometheusUnreachableError,
+)
+
+# The HTTP boundary lives in http_probe; these names stay importable from here.
+from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import (  # noqa: F401
+    HttpGet,
+    HttpResponse,
+    HttpUnreachable,
+    describe_answer,
+    redact_url,
+    urllib_get,
 )
 
 # ${name}: a syntax Jinja leaves alone, so queries written in inventories reach us untemplated.
@@ -37,20 +43,40 @@ DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 REQUESTS_METRIC = "http_requests_total"
 DURATION_BUCKET_METRIC = "http_request_duration_seconds_bucket"
 
-BUILTIN_QUERIES: Dict[str, str] = {
-    "error_ratio": (
-        "sum(rate(" + REQUESTS_METRIC + '{namespace="${namespace}",app="${app}",version="${version}",'
-        'status_code=~"5.."}[${window}]))'
-        " / "
-        "sum(rate(" + REQUESTS_METRIC + '{namespace="${namespace}",app="${app}",version="${version}"}'
-        "[${window}]))"
-    ),
-    "latency_quantile": (
-        "histogram_quantile(${quantile}, sum by (le) (rate("
-        + DURATION_BUCKET_METRIC
-        + '{namespace="${namespace}",app="${app}",version="${version}"}[${window}])))'
-    ),
-}
+BUILTIN_METRICS = ("error_ratio", "latency_quantile")
+
+# Labels that say which pods a built-in query measures, in the order they appear in
+# the selector. The slot tells two blue/green slots of one version apart (a
+# config-only release keeps the version), the track does the same for a canary.
+SCOPE_LABELS = ("version", "slot", "track")
+
+
+def _selector(scope: Sequence[str], extra: str = "") -> str:
+    matchers = ['namespace="${namespace}"', 'app="${app}"']
+    matchers += ['%s="${%s}"' % (label, label) for label in SCOPE_LABELS if label in scope]
+    if extra:
+        matchers.append(extra)
+    return "{" + ",".join(matchers) + "}"
+
+
+def builtin_query(name: str, scope: Sequence[str]) -> str:
+    """The template of a built-in metric, selecting ``namespace``, ``app`` and each label of ``scope``.
+
+    ``error_ratio`` is 0 when the pods served traffic without a 5xx (the app
+    creates its 5xx series only on the first 5xx, so the numerator falls back
+    to ``vector(0)``) and *no data* when they served nothing: the denominator
+    is then an empty vector (no series) or 0 (NaN), and both read as no data.
+    """
+    if name == "error_ratio":
+        errors = "sum(rate(%s%s[${window}]))" % (REQUESTS_METRIC, _selector(scope, 'status_code=~"5.."'))
+        total = "sum(rate(%s%s[${window}]))" % (REQUESTS_METRIC, _selector(scope))
+        return "(%s or vector(0)) / %s" % (errors, total)
+    if name == "latency_quantile":
+        return "histogram_quantile(${quantile}, sum by (le) (rate(%s%s[${window}])))" % (
+            DURATION_BUCKET_METRIC,
+            _selector(scope),
+        )
+    raise KeyError(name)
 
 
 # ---------------------------------------------------------------------------
@@ -130,47 +156,10 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def builtin_query(name: str) -> str:
-    return BUILTIN_QUERIES[name]
-
-
 def validate_duration(value: str, option: str) -> str:
     if not isinstance(value, str) or not DURATION.match(value):
         raise InvalidArgumentError(option, "a Prometheus duration such as 30s, 1m, 5m", value)
     return value
-
-
-# ---------------------------------------------------------------------------
-# HTTP boundary
-# ---------------------------------------------------------------------------
-
-
-class HttpResponse:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status = status
-        self.body = body
-
-
-class HttpUnreachable(Exception):
-    """No HTTP answer at all (refused, DNS, TLS, timeout)."""
-
-
-HttpGet = Callable[[str, Dict[str, str], float, bool], HttpResponse]
-
-
-def urllib_get(url: str, headers: Dict[str, str], timeout: float, validate_certs: bool) -> HttpResponse:
-    """GET with ansible's ``open_url``; non-2xx answers are returned, not raised."""
-    try:
-        response = open_url(
-            url, method="GET", headers=headers, timeout=timeout, validate_certs=validate_certs, follow_redirects="safe"
-        )
-        return HttpResponse(response.getcode() or 200, response.read())
-    except HTTPError as exc:
-        body = exc.read() if exc.fp is not None else b""
-        return HttpResponse(exc.code, body or b"")
-    except (URLError, socket.timeout, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HttpUnreachable("%s: %s" % (type(exc).__name__, reason)) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -202,6 +191,8 @@ class PrometheusClient:
         http_get: Optional[HttpGet] = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # What messages and results show: the URL without user:password@.
+        self.display_url = redact_url(self.url)
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.bearer_token = bearer_token
@@ -210,9 +201,11 @@ class PrometheusClient:
     def query(self, promql: str, at: Optional[float] = None) -> QueryResult:
         """Instant query (``GET /api/v1/query``) reduced to one value.
 
-        Raises PrometheusUnreachableError when there is no usable answer and
+        Raises PrometheusUnreachableError when there is no usable answer (no
+        answer, an HTTP error without a PromQL error, a Prometheus timeout) and
         PrometheusQueryError when Prometheus rejects the query or it returns
-        more than one series; an empty vector or NaN is *no data*, not an error.
+        more than one series; both messages name the query. An empty vector or
+        NaN (``0/0``) is *no data*, not an error.
         """
         params: Dict[str, Any] = {"query": promql, "timeout": "%ds" % max(1, int(self.timeout))}
         if at is not None:
@@ -226,22 +219,22 @@ class PrometheusClient:
         except HttpUnreachable as exc:
             raise PrometheusUnreachableError(
                 "Prometheus did not answer",
-                expected="an answer from %s" % self.url,
+                expected="an answer from %s" % self.display_url,
                 seen=str(exc),
                 hint="Check the Prometheus URL and that it is reachable from where the playbook runs",
-                data={"url": self.url},
+                data={"url": self.display_url},
             ) from exc
         payload = _decode(response)
         if payload is None or response.status >= 500 and payload.get("errorType") not in ("execution", "bad_data"):
             raise PrometheusUnreachableError(
                 "Prometheus answered HTTP %s" % response.status,
-                expected="a JSON answer from /api/v1/query",
-                seen=_snippet(response.body),
-                data={"url": self.url, "status": response.status},
+                expected="a JSON answer from %s/api/v1/query" % self.display_url,
+                seen=describe_answer(response.status, response.body, getattr(response, "content_type", "")),
+                data={"url": self.display_url, "status": response.status},
             )
         if payload.get("status") != "success":
             raise PrometheusQueryError(
-                "Prometheus rejected the query",
+                "Prometheus rejected the query %s" % promql,
                 expected="a valid PromQL query",
                 seen="%s: %s" % (payload.get("errorType"), payload.get("error")),
                 hint="Fix the query or its template variables",
@@ -256,10 +249,6 @@ def _decode(response: HttpResponse) -> Optional[Dict[str, Any]]:
     except (ValueError, UnicodeDecodeError):
         return None
     return payload if isinstance(payload, dict) else None
-
-
-def _snippet(body: bytes) -> str:
-    return body.decode("utf-8", "replace")[:200]
 
 
 def _number(sample: Any) -> Optional[float]:
@@ -282,14 +271,14 @@ def _reduce(data: Dict[str, Any], promql: str) -> QueryResult:
         if len(series) > 1:
             labels = [s.get("metric") for s in series[:3]]
             raise PrometheusQueryError(
-                "query returned %d series" % len(series),
-                expected="one series (aggregate with sum/max)",
+                "query %s returned %d series" % (promql, len(series)),
+                expected="one series (aggregate with sum or max, or select more labels)",
                 seen=json.dumps(labels),
                 data={"query": promql},
             )
         return QueryResult(_number(series[0].get("value")), result_type, 1, series)
     raise PrometheusQueryError(
-        "query returned a %s" % (result_type or "result of unknown type"),
+        "query %s returned a %s" % (promql, result_type or "result of unknown type"),
         expected="an instant vector or scalar",
         seen=result_type,
         data={"query": promql},

@@ -19,6 +19,8 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
 from ansible_collections.userservice.deploy.plugins.module_utils.client import ProxyResponse
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
+    AnalysisMeasurementError,
+    ApiUnreachableError,
     InvalidArgumentError,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import HttpUnreachable
@@ -151,26 +153,135 @@ class TestPrometheusVerdicts:
         result = run([prom_check(samples=4, consecutive_success=3, failure_limit=5)], [good, bad, good, bad], clock)
         assert result["checks"][0]["verdict"] == "inconclusive"
 
-    def test_bad_query_fails_at_once(self, clock: FakeClock) -> None:
-        answer = (400, {"status": "error", "errorType": "bad_data", "error": "unexpected end of input"})
-        result = run([prom_check(samples=5, failure_limit=3)], [answer], clock)
-        check = result["checks"][0]
-        assert check["verdict"] == "fail" and len(check["samples"]) == 1
-        assert "unexpected end of input" in check["reason"]
+    def test_value_equal_to_a_bound_is_ok(self, clock: FakeClock) -> None:
+        assert run([prom_check(max=0.05)], [(200, prom_vector(0.05))], clock)["verdict"] == "pass"
+        check = prom_check(max=None, min=2.0, query="sum(x)", metric=None)
+        assert run([check], [(200, prom_vector(2))], FakeClock())["verdict"] == "pass"
 
-    def test_unreachable_counts_as_failed_sample(self, clock: FakeClock) -> None:
-        result = run(
-            [prom_check(failure_limit=1)],
-            [HttpUnreachable("refused"), (200, prom_vector(0.0)), (200, prom_vector(0.0))],
-            clock,
+    def test_builtin_measures_the_slot_and_the_version(self, clock: FakeClock) -> None:
+        result = run([prom_check()], [(200, prom_vector(0.0))], clock)
+        query = result["checks"][0]["query"]
+        assert 'version="1.4.2",slot="green"' in query and "or vector(0)" in query
+
+    def test_builtin_needs_something_to_scope_it(self, clock: FakeClock) -> None:
+        context = AnalysisContext(namespace="ns", app="a", clock=clock)
+        with pytest.raises(InvalidArgumentError) as info:
+            run_analysis(parse_checks([prom_check()]), context)
+        assert info.value.option == "analysis.checks[0].metric"
+
+    def test_builtin_for_a_track(self, clock: FakeClock) -> None:
+        http = FakeHttp([(200, prom_vector(0.0))])
+        context = AnalysisContext(
+            namespace="ns",
+            app="a",
+            track="canary",
+            clock=clock,
+            prometheus=AnalysisContext.prometheus_from_params({}, http_get=http),
         )
-        check = result["checks"][0]
-        assert check["verdict"] == "pass" and check["failures"] == 1
-        assert "refused" in check["samples"][0]["error"]
+        result = run_analysis(parse_checks([prom_check(samples=1)]), context)
+        assert result["verdict"] == "pass"
+        assert 'track="canary"' in result["checks"][0]["query"] and "slot=" not in result["checks"][0]["query"]
 
     def test_initial_delay_and_interval(self, clock: FakeClock) -> None:
         run([prom_check(initial_delay=30, interval=15)], [(200, prom_vector(0.0))], clock)
         assert clock.elapsed == 60
+
+
+class TestErrors:
+    """A sample that could not be taken is an error, with its own limit; it is never a failed sample."""
+
+    REJECTED = (400, {"status": "error", "errorType": "bad_data", "error": "unexpected end of input"})
+
+    def test_unreachable_prometheus_is_an_error_that_does_not_count_as_a_sample(self, clock: FakeClock) -> None:
+        good = (200, prom_vector(0.0))
+        result = run([prom_check()], [HttpUnreachable("refused"), good, good, good], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "pass"
+        assert (check["failures"], check["errors"], check["measured"], len(check["samples"])) == (0, 1, 3, 4)
+        first = check["samples"][0]
+        assert first["outcome"] == "error" and first["ok"] is None and "refused" in first["error"]
+
+    def test_errors_beyond_error_limit_end_the_check_error(self, clock: FakeClock) -> None:
+        result = run([prom_check(samples=5, failure_limit=3)], [HttpUnreachable("refused")], clock)
+        check = result["checks"][0]
+        assert result["verdict"] == check["verdict"] == "error"
+        assert check["errors"] == 5 and check["failures"] == 0 and check["error_limit"] == 4
+        assert "5 errors in a row exceed error_limit 4" in check["reason"]
+        assert result["decided_by"] == "errors"
+
+    def test_error_limit_zero_ends_on_the_first_error(self, clock: FakeClock) -> None:
+        result = run([prom_check(error_limit=0)], [HttpUnreachable("refused")], clock)
+        assert result["verdict"] == "error" and len(result["checks"][0]["samples"]) == 1
+
+    def test_a_measured_sample_resets_the_error_count(self, clock: FakeClock) -> None:
+        err, good = HttpUnreachable("refused"), (200, prom_vector(0.0))
+        result = run([prom_check(error_limit=1)], [err, good, err, good, err, good], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "pass" and check["errors"] == 3
+
+    def test_errors_do_not_break_a_run_of_ok_samples(self, clock: FakeClock) -> None:
+        good = (200, prom_vector(0.0))
+        result = run([prom_check(samples=5, consecutive_success=2)], [good, HttpUnreachable("timeout"), good], clock)
+        assert result["verdict"] == "pass" and "2 consecutive ok samples" in result["checks"][0]["reason"]
+
+    def test_rejected_query_is_an_error_not_a_failure(self, clock: FakeClock) -> None:
+        result = run([prom_check(samples=5, failure_limit=3, error_limit=1)], [self.REJECTED], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "error" and check["failures"] == 0 and check["errors"] == 2
+        assert "unexpected end of input" in check["reason"]
+
+    def test_several_series_is_an_error_naming_the_query(self, clock: FakeClock) -> None:
+        check = prom_check(metric=None, query="sum by (pod) (up)", error_limit=0)
+        result = run([check], [(200, prom_vector(1, 1))], clock)
+        assert result["verdict"] == "error"
+        assert "query sum by (pod) (up) returned 2 series" in result["checks"][0]["reason"]
+
+    def test_prometheus_http_error_is_an_error(self, clock: FakeClock) -> None:
+        result = run([prom_check(error_limit=0)], [(503, b"Service Unavailable")], clock)
+        assert result["verdict"] == "error" and "HTTP 503" in result["reason"]
+
+    def test_error_verdict_raises_its_own_error_class(self, clock: FakeClock) -> None:
+        result = run([prom_check(error_limit=0)], [HttpUnreachable("refused")], clock)
+        for inconclusive_fails in (False, True):
+            error = analysis_error(result, "post-promotion", inconclusive_fails=inconclusive_fails)
+            assert isinstance(error, AnalysisMeasurementError) and isinstance(error, AnalysisFailedError)
+        assert "post-promotion analysis could not measure: check errors" in str(error)
+        assert "no verdict on the release" in str(error)
+        failed = run([prom_check()], [(200, prom_vector(0.3))], FakeClock())
+        assert type(analysis_error(failed, "post-promotion")) is AnalysisFailedError
+
+    def test_fail_outranks_error(self, clock: FakeClock) -> None:
+        checks = [
+            prom_check(name="down", query="down", metric=None, error_limit=0, interval=1),
+            prom_check(name="bad", query="bad", metric=None, interval=1),
+        ]
+
+        def answer(url: str, headers: Dict[str, str], timeout: float, validate: bool) -> Any:
+            if "query=down" in url:
+                raise HttpUnreachable("refused")
+            return FakeHttp([(200, prom_vector(0.9))])(url, headers, timeout, validate)
+
+        context = AnalysisContext(
+            namespace="ns", app="a", clock=clock, prometheus=AnalysisContext.prometheus_from_params({}, answer)
+        )
+        result = run_analysis(parse_checks(checks), context)
+        assert result["verdict"] == "fail" and result["decided_by"] == "bad"
+        assert result["counts"] == {"pass": 0, "fail": 1, "error": 1, "inconclusive": 0}
+
+
+class TestNoDataAndStreaks:
+    def test_no_data_counted_as_pass_never_makes_a_streak(self, clock: FakeClock) -> None:
+        result = run([prom_check(on_no_data="pass", samples=4, consecutive_success=2)], [(200, NO_DATA)], clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "inconclusive" and check["no_data"] == 4
+        assert "4 had no data" in check["reason"]
+
+    def test_no_data_counted_as_pass_keeps_a_streak(self, clock: FakeClock) -> None:
+        good = (200, prom_vector(0.0))
+        result = run(
+            [prom_check(on_no_data="pass", samples=4, consecutive_success=2)], [good, (200, NO_DATA), good], clock
+        )
+        assert result["verdict"] == "pass" and len(result["checks"][0]["samples"]) == 3
 
 
 class TestSeveralChecks:
@@ -198,6 +309,14 @@ class TestSeveralChecks:
         assert by_name["slow"]["verdict"] == "inconclusive"
         assert "stopped because check 'fast' failed" in by_name["slow"]["reason"]
         assert result["verdict"] == "fail" and clock.elapsed == 2
+        # The stopped check comes first in the list; the result still names the one that failed.
+        assert result["decided_by"] == "fast"
+        assert analysis_error(result, "pre-promotion").message == "pre-promotion analysis failed: check fast"
+
+    def test_all_pass_decided_by_none(self, clock: FakeClock) -> None:
+        result = run([prom_check(name="a"), prom_check(name="b")], [(200, prom_vector(0.0))], clock)
+        assert result["verdict"] == "pass" and result["decided_by"] is None
+        assert result["counts"]["pass"] == 2
 
     def test_heartbeat_called_during_long_intervals(self, clock: FakeClock) -> None:
         beats: List[float] = []
@@ -240,7 +359,7 @@ class TestHttpChecks:
         assert result["checks"][0]["query"] == "GET http://127.0.0.1:8080/api/version"
 
     def test_service_proxy_status_failure(self, clock: FakeClock, kube: FakeKube) -> None:
-        kube.proxy = lambda *a: ProxyResponse(500, b"boom")
+        kube.proxy = lambda *a: ProxyResponse(500, b"boom password=hunter2")
         check = {
             "name": "smoke",
             "type": "http",
@@ -252,7 +371,8 @@ class TestHttpChecks:
         result = run([check], [(200, {})], clock, kube=kube)
         assert result["verdict"] == "fail"
         assert ("service-proxy", "user-service-preview", "http", "/api/users") in kube.calls
-        assert "HTTP 500, expected 2xx" in result["checks"][0]["reason"]
+        assert "HTTP 500 (no content type, 21 bytes), expected 2xx" in result["checks"][0]["reason"]
+        assert "hunter2" not in json.dumps(result)
 
     def test_pod_proxy_numeric_bound_on_json_field(self, clock: FakeClock, kube: FakeKube) -> None:
         kube.proxy = lambda *a: ProxyResponse(200, json.dumps({"latency": {"p99": 0.7}}).encode())
@@ -283,6 +403,32 @@ class TestHttpChecks:
         result = run([check], [(200, {"other": 1})], clock)
         assert result["verdict"] == "inconclusive"
 
+    def test_credentials_in_a_url_are_redacted_everywhere(self, clock: FakeClock) -> None:
+        check = {"name": "smoke", "type": "http", "url": "https://ops:hunter2@app.example/api", "interval": 1}
+        http = FakeHttp([HttpUnreachable("URLError: cannot reach https://ops:hunter2@app.example/api")])
+        context = AnalysisContext(namespace="ns", app="a", version="v", http_get=http, clock=clock)
+        result = run_analysis(parse_checks([check]), context)
+        assert http.urls == ["https://ops:hunter2@app.example/api"]
+        assert result["checks"][0]["query"] == "GET https://***@app.example/api"
+        assert result["verdict"] == "fail" and "hunter2" not in json.dumps(result)
+        assert "hunter2" not in str(analysis_error(result, "pre-promotion"))
+
+    def test_unanswered_url_is_a_failed_sample(self, clock: FakeClock) -> None:
+        check = {"name": "smoke", "type": "http", "url": "http://x/", "interval": 1, "failure_limit": 1}
+        result = run([check], [HttpUnreachable("refused"), (200, {})], clock)
+        check_result = result["checks"][0]
+        assert check_result["verdict"] == "pass" and check_result["failures"] == 1 and check_result["errors"] == 0
+
+    def test_api_server_not_answering_is_an_error(self, clock: FakeClock, kube: FakeKube) -> None:
+        def proxy(*args: Any) -> ProxyResponse:
+            raise ApiUnreachableError("no answer", seen="read timeout")
+
+        kube.proxy = proxy
+        check = {"name": "smoke", "type": "http", "service": "s", "port": "80", "interval": 1, "error_limit": 1}
+        result = run([check], [(200, {})], clock, kube=kube)
+        assert result["verdict"] == "error" and result["checks"][0]["failures"] == 0
+        assert result["checks"][0]["samples"][0]["error"] == "read timeout"
+
     def test_in_condition(self, clock: FakeClock) -> None:
         check = {
             "name": "v",
@@ -309,6 +455,7 @@ class TestArguments:
             (prom_check(samples=0), "analysis.checks[0].samples"),
             (prom_check(interval=0), "analysis.checks[0].interval"),
             (prom_check(failure_limit=-1), "analysis.checks[0].failure_limit"),
+            (prom_check(error_limit=-1), "analysis.checks[0].error_limit"),
             (prom_check(consecutive_success=4), "analysis.checks[0].consecutive_success"),
             (prom_check(min=1.0, max=0.5), "analysis.checks[0].min"),
             (prom_check(on_no_data="ignore"), "analysis.checks[0].on_no_data"),

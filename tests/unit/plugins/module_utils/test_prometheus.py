@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import yaml
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     InvalidArgumentError,
@@ -14,9 +18,10 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     PrometheusUnreachableError,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import (
-    BUILTIN_QUERIES,
+    BUILTIN_METRICS,
     HttpUnreachable,
     PrometheusClient,
+    builtin_query,
     render_query,
 )
 from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.fakes import FakeHttp, prom_vector
@@ -32,16 +37,29 @@ VARS: Dict[str, Any] = {
 
 
 class TestRender:
-    def test_builtin_error_ratio(self) -> None:
-        query = render_query(BUILTIN_QUERIES["error_ratio"], VARS)
-        assert 'version="1.4.2"' in query
-        assert 'status_code=~"5.."' in query
-        assert "[1m]" in query
-        assert "{{" not in query
+    def test_builtin_error_ratio_selects_version_and_slot(self) -> None:
+        query = render_query(builtin_query("error_ratio", ["version", "slot"]), VARS)
+        selector = 'namespace="user-service-prod",app="user-service",version="1.4.2",slot="green"'
+        assert query == (
+            '(sum(rate(http_requests_total{%s,status_code=~"5.."}[1m])) or vector(0))'
+            " / sum(rate(http_requests_total{%s}[1m]))" % (selector, selector)
+        )
+
+    def test_builtin_error_ratio_for_a_track(self) -> None:
+        query = render_query(builtin_query("error_ratio", ["track"]), dict(VARS, track="canary"))
+        assert 'track="canary"' in query and "slot=" not in query and "version=" not in query
 
     def test_builtin_latency_quantile(self) -> None:
-        query = render_query(BUILTIN_QUERIES["latency_quantile"], VARS)
-        assert query.startswith("histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{")
+        query = render_query(builtin_query("latency_quantile", ["version", "slot"]), VARS)
+        assert query == (
+            "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket"
+            '{namespace="user-service-prod",app="user-service",version="1.4.2",slot="green"}[1m])))'
+        )
+
+    def test_builtins_keep_placeholders(self) -> None:
+        for name in BUILTIN_METRICS:
+            template = builtin_query(name, ["version", "slot", "track"])
+            assert '"${slot}"' in template and '"${track}"' in template and "[${window}]" in template
 
     def test_whitespace_in_placeholder_is_optional(self) -> None:
         assert render_query('x{slot="${slot}"}', VARS) == 'x{slot="green"}'
@@ -124,10 +142,32 @@ class TestClient:
         with pytest.raises(PrometheusQueryError):
             PrometheusClient("http://p", http_get=FakeHttp([(422, body)])).query("a / b")
 
-    def test_several_series_is_query_error(self) -> None:
+    def test_several_series_is_query_error_naming_the_query(self) -> None:
         with pytest.raises(PrometheusQueryError) as info:
-            PrometheusClient("http://p", http_get=FakeHttp([(200, prom_vector(1, 2))])).query("up")
-        assert "2 series" in str(info.value)
+            PrometheusClient("http://p", http_get=FakeHttp([(200, prom_vector(1, 2))])).query("rate(x[1m])")
+        assert "query rate(x[1m]) returned 2 series" in str(info.value)
+        assert "aggregate with sum or max" in str(info.value)
+
+    def test_rejected_query_is_named(self) -> None:
+        body = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+        with pytest.raises(PrometheusQueryError) as info:
+            PrometheusClient("http://p", http_get=FakeHttp([(400, body)])).query("sum(")
+        assert "rejected the query sum(" in str(info.value)
+
+    def test_credentials_in_the_url_never_reach_errors(self) -> None:
+        http = FakeHttp([HttpUnreachable("URLError: refused")])
+        with pytest.raises(PrometheusUnreachableError) as info:
+            PrometheusClient("https://ops:hunter2@prom.example:9090", http_get=http).query("up")
+        assert "hunter2" not in str(info.value) and "hunter2" not in str(info.value.to_dict())
+        assert "https://***@prom.example:9090" in str(info.value)
+        assert http.urls[0].startswith("https://ops:hunter2@prom.example:9090/api/v1/query?")
+
+    def test_http_error_page_is_described_not_quoted(self) -> None:
+        body = b"<html>upstream secret-token=abc</html>"
+        with pytest.raises(PrometheusUnreachableError) as info:
+            PrometheusClient("http://p", http_get=FakeHttp([(502, body)])).query("up")
+        assert "secret-token" not in str(info.value)
+        assert "HTTP 502 (no content type, %d bytes)" % len(body) in str(info.value)
 
     def test_connection_refused_is_unreachable(self) -> None:
         http = FakeHttp([HttpUnreachable("URLError: [Errno 111] Connection refused")])
@@ -153,3 +193,65 @@ class TestClient:
 
         PrometheusClient("http://p", bearer_token="s3cret", http_get=http_get).query("up")
         assert seen["Authorization"] == "Bearer s3cret"
+
+
+# PromQL semantics checked by Prometheus itself: promtool evaluates the built-ins over
+# synthetic series (15 s scrapes, counters as the User Service exports them).
+PROMTOOL = shutil.which("promtool")
+RATE_VARS = dict(VARS, namespace="ns", app="app", version="1", slot="green", window="1m")
+
+
+def series(slot: str, status: str, per_scrape: int) -> Dict[str, str]:
+    labels = 'namespace="ns",app="app",version="1",slot="%s",status_code="%s"' % (slot, status)
+    return {"series": "http_requests_total{%s}" % labels, "values": "0+%dx40" % per_scrape}
+
+
+def promtool_eval(tmp_path: Path, inputs: List[Dict[str, str]], expr: str, expected: List[Dict[str, Any]]) -> str:
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": inputs,
+                "promql_expr_test": [{"expr": expr, "eval_time": "5m", "exp_samples": expected}],
+            }
+        ],
+    }
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test))
+    run = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, check=False)
+    return "" if run.returncode == 0 else run.stdout + run.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian package prometheus) is not installed")
+class TestBuiltinsOnPrometheus:
+    def error_ratio(self, slot: str = "green") -> str:
+        return render_query(builtin_query("error_ratio", ["version", "slot"]), dict(RATE_VARS, slot=slot))
+
+    def test_traffic_without_any_5xx_series_is_zero(self, tmp_path: Path) -> None:
+        inputs = [series("green", "200", 30), series("green", "404", 3)]
+        assert promtool_eval(tmp_path, inputs, self.error_ratio(), [{"labels": "{}", "value": 0}]) == ""
+
+    def test_errors_give_their_share(self, tmp_path: Path) -> None:
+        inputs = [series("green", "200", 27), series("green", "503", 2), series("green", "500", 1)]
+        assert promtool_eval(tmp_path, inputs, self.error_ratio(), [{"labels": "{}", "value": 0.1}]) == ""
+
+    def test_no_series_is_no_data(self, tmp_path: Path) -> None:
+        inputs = [series("blue", "200", 30)]
+        assert promtool_eval(tmp_path, inputs, self.error_ratio("green"), []) == ""
+
+    def test_idle_series_are_nan_which_the_client_reads_as_no_data(self, tmp_path: Path) -> None:
+        # NaN never equals NaN, so ask Prometheus whether the value is NaN (x != x).
+        expr = "(%s) != bool (%s)" % (self.error_ratio(), self.error_ratio())
+        assert promtool_eval(tmp_path, [series("green", "200", 0)], expr, [{"labels": "{}", "value": 1}]) == ""
+
+    def test_the_other_slot_of_the_same_version_is_not_measured(self, tmp_path: Path) -> None:
+        # A config-only release: both slots run version 1; only the old (blue) slot has errors.
+        inputs = [series("blue", "200", 20), series("blue", "500", 20), series("green", "200", 10)]
+        assert promtool_eval(tmp_path, inputs, self.error_ratio("green"), [{"labels": "{}", "value": 0}]) == ""
+
+    def test_the_check_would_see_a_failing_expectation(self, tmp_path: Path) -> None:
+        # The harness itself can fail: a wrong expected value is reported.
+        inputs = [series("green", "200", 30)]
+        assert "FAILED" in promtool_eval(tmp_path, inputs, self.error_ratio(), [{"labels": "{}", "value": 0.5}])
