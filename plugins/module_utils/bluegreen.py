@@ -2,25 +2,31 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Blue/green releases: two slot Deployments, one active Service, one selector patch.
 
-A :class:`BlueGreen` first *plans* (reads only: state record, lease, Service,
-both slot Deployments) and then *executes* the same plan under the lease. Every
-step compares desired with actual, so a re-run of a release that died half way
-continues where it stopped, and a release of the digest that already serves
-traffic is a no-op.
+This file is the strategy, read as its steps. How a run lives (lease, record,
+failure data, plan) is :mod:`run`; every Deployment write goes through the
+serving guard in :mod:`capacity`; traffic moves through :mod:`traffic`; the HPA
+follows traffic through :mod:`autoscaler`.
 
 Failure semantics:
 
 * before the switch (rollout, health gate, pre-promotion analysis): traffic is
-  untouched, the new slot is scaled to 0 (``on_failure: scale_down``) or kept;
-* after the switch (verification, post-promotion analysis): the selector is
-  flipped back to the previous slot, then the run fails;
+  untouched, the new slot is marked ``failed`` and scaled to 0
+  (``on_failure: scale_down``) or kept;
+* after the switch (verification, the post-switch watch, post-promotion
+  analysis): the selector is flipped back and verified, the autoscaler follows,
+  the new slot is marked ``failed`` and handled by ``on_failure``, then the run
+  fails;
 * every failure is returned and stored in the state record as data.
+
+Rollback goes to the last slot that served before the current one and is
+idempotent; it never sends traffic to a slot that failed, never served, or is a
+previewed release waiting for approval.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
-import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
@@ -30,10 +36,13 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     run_analysis,
     select_checks,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_slots import (
+from ansible_collections.userservice.deploy.plugins.module_utils.autoscaler import Autoscaler
+from ansible_collections.userservice.deploy.plugins.module_utils.capacity import Capacity
+from ansible_collections.userservice.deploy.plugins.module_utils.deployments import (
     MANAGED_BY_LABEL,
     MANAGER,
     NAME_LABEL,
+    POD_TEMPLATE_HASH_LABEL,
     SLOT_LABEL,
     VERSION_LABEL,
     build_deployment,
@@ -46,6 +55,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_slots
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
+    GateFailedError,
     InvalidArgumentError,
     InvalidStateError,
     LockLostError,
@@ -53,28 +63,34 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     ReleaseError,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HealthSpec, run_health_gate
-from ansible_collections.userservice.deploy.plugins.module_utils.lock import LeaseHeartbeat, LeaseLock
-from ansible_collections.userservice.deploy.plugins.module_utils.plan import FieldChange, Plan, PlanStep
+from ansible_collections.userservice.deploy.plugins.module_utils.plan import FieldChange
+from ansible_collections.userservice.deploy.plugins.module_utils.run import ReleaseRun, in_flight
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
-    ACTIVE_PHASES,
     SLOTS,
-    StateStore,
-    begin_run,
-    finish_run,
+    SWITCHING_ACTIONS,
+    mark_slot,
     other_slot,
+    record_revert,
     record_switch,
     set_pending,
     set_phase,
     set_slot,
+    slot_status,
+    start_draining,
+    stop_draining,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.traffic import SelectorRouter
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
-    SystemClock,
     current_pods,
     isoformat,
+    parse_time,
     pod_ready,
     poll,
     wait_for_rollout,
 )
+
+# The pod-template-hash a Service is pinned to when nothing serves yet: it selects no pod.
+NO_POD = "none"
 
 
 class AnalysisInconclusive(AnalysisFailedError):
@@ -91,39 +107,19 @@ class AnalysisInconclusive(AnalysisFailedError):
         )
 
 
-def record_replicas(state: Dict[str, Any], slot: str, replicas: int) -> Dict[str, Any]:
-    """Remember the slot's size, so a rollback to it after its scale-down restores it."""
-    new = json.loads(json.dumps(state))
-    new["slots"][slot]["replicas"] = replicas
-    return new
-
-
-def mark_slot_failed(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
-    """The slot holds a release that never got traffic: a rollback must not send traffic there."""
-    new = json.loads(json.dumps(state))
-    if slot in (new.get("slots") or {}):
-        new["slots"][slot]["failed_at"] = now
-    return new
-
-
-def record_revert(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
-    """Traffic went back to ``slot`` within the same run (the run then ends rolled back)."""
-    new = json.loads(json.dumps(state))
-    new["active_slot"] = slot
-    if new.get("run"):
-        new["run"]["reverted_at"] = now
-    new["updated_at"] = now
-    return new
+def is_breach(exc: ReleaseError) -> bool:
+    """An analysis that measured the release and judged it bad (not an outage of the measuring)."""
+    return isinstance(exc, AnalysisFailedError) and (exc.data or {}).get("verdict") == "fail"
 
 
 class Observed:
     """What the cluster holds now (read-only snapshot taken by the planner)."""
 
-    def __init__(self, client: Any, params: Dict[str, Any], store: StateStore) -> None:
+    def __init__(self, client: Any, params: Dict[str, Any], store: Any, *, allow_missing_service: bool) -> None:
         app, ns = params["app"], params["namespace"]
         self.service_name = params.get("service") or app
         self.service = client.read_optional("Service", ns, self.service_name)
-        if self.service is None:
+        if self.service is None and not allow_missing_service:
             raise NotFoundError(
                 "the active Service does not exist",
                 kind="Service",
@@ -136,14 +132,25 @@ class Observed:
             client.read_optional("Service", ns, params["preview_service"]) if params.get("preview_service") else None
         )
         self.slots = {slot: client.read_optional("Deployment", ns, deployment_name(app, slot)) for slot in SLOTS}
+        # A namespace moving from the rolling strategy: its Deployment is named after the app.
+        self.rolling = client.read_optional("Deployment", ns, app)
         self.state, self.state_version = store.read()
-        self.selector = dict((self.service.get("spec") or {}).get("selector") or {})
+        self.selector = dict(((self.service or {}).get("spec") or {}).get("selector") or {})
 
     @property
     def active_slot(self) -> Optional[str]:
         """The slot the Service selects: the truth for traffic, whatever the record says."""
         slot = self.selector.get(SLOT_LABEL)
         return slot if slot in SLOTS else None
+
+    def fingerprint(self) -> Tuple[Any, ...]:
+        """What a decision rests on; compared again once the lease is held."""
+        return (
+            json.dumps(self.selector, sort_keys=True),
+            tuple(template_hash_of(self.slots[slot]) for slot in SLOTS),
+            (self.state or {}).get("pending_slot"),
+            (self.state or {}).get("active_slot"),
+        )
 
 
 class BlueGreen:
@@ -165,409 +172,69 @@ class BlueGreen:
         self.check_mode = check_mode
         self.app = params["app"]
         self.ns = params["namespace"]
+        self.service_name = params.get("service") or self.app
         self.container = params.get("container_name") or self.app
-        self.clock = clock or SystemClock()
-        self.store = StateStore(client, self.ns, self.app)
-        self.lock = LeaseLock(client, self.ns, self.app, holder, ttl=params.get("lock_ttl") or 60, clock=self.clock)
-        self.heartbeat: Optional[LeaseHeartbeat] = None
-        self.prometheus = prometheus
         self.log = log or (lambda message: None)
-        self.plan = Plan()
-        self.result: Dict[str, Any] = {"verdicts": {}}
-        self.state: Dict[str, Any] = {}
-        self.state_version: Optional[str] = None
-        self.run_id = uuid.uuid4().hex[:12]
-        self.switched_monotonic = 0.0
-        self.warnings: List[str] = []
-        self.lock_lost = False
+        self.job = ReleaseRun(
+            client,
+            self.ns,
+            self.app,
+            check_mode=check_mode,
+            identity=holder,
+            lock_ttl=params.get("lock_ttl") or 60,
+            lock_steal=bool(params.get("lock_steal")),
+            history_limit=params["history_limit"],
+            clock=clock,
+            log=self.log,
+        )
+        self.clock = self.job.clock
+        self.health = HealthSpec(params.get("health"))
+        self.capacity = Capacity(client, self.ns, self.service_name, before_write=self.job.confirm_lock, log=self.log)
+        self.router = SelectorRouter(
+            client,
+            self.ns,
+            self.app,
+            self.service_name,
+            before_write=self.job.confirm_lock,
+            heartbeat=self.job.beat,
+            clock=self.clock,
+            log=self.log,
+        )
+        self.autoscaler = Autoscaler(
+            client, self.ns, self.app, params.get("autoscaler"), before_write=self.job.confirm_lock, log=self.log
+        )
+        self.prometheus = prometheus
+        # (selector, pinned selector) when a first release must first pin a name-only Service.
+        self.pin: Optional[Tuple[Dict[str, str], Dict[str, str]]] = None
 
-    # -- time and state ---------------------------------------------------------
+    # The module reads these.
+    @property
+    def result(self) -> Dict[str, Any]:
+        return self.job.result
+
+    @property
+    def warnings(self) -> List[str]:
+        return self.job.warnings
+
+    @property
+    def state(self) -> Dict[str, Any]:
+        return self.job.state
+
+    def name(self, slot: str) -> str:
+        return deployment_name(self.app, slot)
 
     def now(self) -> str:
-        return isoformat(self.clock.now())
+        return self.job.now()
 
-    def save(self, change: Callable[[Dict[str, Any]], Dict[str, Any]]) -> None:
-        """Apply a pure transition to the record and write it (guarded by resourceVersion)."""
-        if self.lock_lost:
-            return
-        if self.check_mode:
-            self.state = change(self.state)
-            return
-        self.state, self.state_version = self.store.update(change, self.state_version)
-
-    def confirm_lock(self) -> None:
-        """Renew the lease right before a write that moves traffic or capacity (fails if it was taken)."""
-        if self.check_mode or self.heartbeat is None:
-            return
-        try:
-            self.lock.renew()
-        except LockLostError:
-            self.lock_lost = True
-            raise
-
-    def beat(self) -> None:
-        if self.heartbeat is None:
-            return
-        try:
-            self.heartbeat()
-        except LockLostError:
-            # Another run owns the release now: from here on this run must not write anything.
-            self.lock_lost = True
-            raise
-
-    # -- planning ---------------------------------------------------------------
-
-    def add_step(self, action: str, kind: str, name: str, **details: Any) -> None:
-        self.plan.add(PlanStep(action, kind, name, namespace=self.ns, **details))
-
-    def observe(self) -> Observed:
-        return Observed(self.client, self.params, self.store)
-
-    def plan_release(self, seen: Observed, target: str, desired: Dict[str, Any]) -> None:
-        current = seen.slots[target]
-        name = deployment_name(self.app, target)
-        if current is None:
-            self.add_step(
-                "create",
-                "Deployment",
-                name,
-                changes=[
-                    FieldChange("spec.template.image", None, self.params["image"]),
-                    FieldChange("spec.replicas", None, self.params["replicas"]),
-                ],
-            )
-        else:
-            changes = []
-            if template_hash_of(current) != template_hash_of(desired):
-                changes.append(
-                    FieldChange("spec.template.image", image_of(current, self.container), self.params["image"])
-                )
-                changes.append(
-                    FieldChange(
-                        "metadata.annotations.template-hash", template_hash_of(current), template_hash_of(desired)
-                    )
-                )
-            if replicas_of(current) != self.params["replicas"]:
-                changes.append(FieldChange("spec.replicas", replicas_of(current), self.params["replicas"]))
-            if changes:
-                self.add_step("update", "Deployment", name, changes=changes)
-        self.plan_gates(target)
-
-    def plan_gates(self, target: str) -> None:
-        name = deployment_name(self.app, target)
-        self.add_step(
-            "wait",
-            "Deployment",
-            name,
-            gate={"rollout_timeout": self.params["rollout_timeout"]},
-            note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
-        )
-        self.add_step(
-            "gate",
-            "Deployment",
-            name,
-            gate=HealthSpec(self.params.get("health")).describe(),
-            note="each new pod answers the health endpoint through the API server pod proxy",
-        )
-        if self.params["pre_promotion_analysis"]:
-            self.add_step(
-                "analyse",
-                "Deployment",
-                name,
-                gate={"phase": "pre-promotion", "checks": self.params["pre_promotion_analysis"]},
-            )
-
-    def plan_switch(self, seen: Observed, target: str) -> None:
-        selector = dict(seen.selector)
-        after = dict(selector, **slot_selector(self.app, target))
-        if after != selector:
-            self.add_step(
-                "patch",
-                "Service",
-                seen.service_name,
-                changes=[FieldChange("spec.selector", selector, after)],
-                note="guarded by resourceVersion %s" % seen.service["metadata"].get("resourceVersion"),
-            )
-        self.add_step(
-            "verify",
-            "Service",
-            seen.service_name,
-            gate={"timeout": self.params["verify_timeout"]},
-            note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
-        )
-        if self.params["post_promotion_analysis"]:
-            self.add_step(
-                "analyse",
-                "Service",
-                seen.service_name,
-                gate={
-                    "phase": "post-promotion",
-                    "checks": self.params["post_promotion_analysis"],
-                    "on_failure": "flip the selector back",
-                },
-            )
-
-    def plan_scale_down(self, seen: Observed, slot: Optional[str]) -> None:
-        if slot is None or seen.slots.get(slot) is None or self.params["scale_down_delay"] < 0:
-            return
-        current = replicas_of(seen.slots[slot])
-        if current:
-            self.add_step(
-                "scale",
-                "Deployment",
-                deployment_name(self.app, slot),
-                changes=[FieldChange("spec.replicas", current, 0)],
-                note="after scale_down_delay=%ss (kept warm for instant rollback until then)"
-                % self.params["scale_down_delay"],
-            )
-
-    # -- steps --------------------------------------------------------------------
-
-    def apply_deployment(self, seen: Observed, target: str, desired: Dict[str, Any]) -> Dict[str, Any]:
-        self.confirm_lock()
-        current = seen.slots[target]
-        if current is None:
-            self.log("create Deployment %s" % desired["metadata"]["name"])
-            return self.client.create("Deployment", self.ns, desired)
-        if (
-            template_hash_of(current) == template_hash_of(desired)
-            and replicas_of(current) == desired["spec"]["replicas"]
-        ):
-            return current
-        body = json.loads(json.dumps(desired))
-        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        self.log("update Deployment %s" % desired["metadata"]["name"])
-        return self.client.replace("Deployment", self.ns, body)
-
-    def scale(self, slot: str, replicas: int) -> None:
-        if self.lock_lost:
-            return
-        self.confirm_lock()
-        name = deployment_name(self.app, slot)
-        current = self.client.read_optional("Deployment", self.ns, name)
-        if current is None or replicas_of(current) == replicas:
-            return
-        self.log("scale Deployment %s to %d" % (name, replicas))
-        self.client.patch(
-            "Deployment",
-            self.ns,
-            name,
-            {"spec": {"replicas": replicas}},
-            resource_version=current["metadata"]["resourceVersion"],
-        )
-
-    def gate(self, target: str) -> None:
-        name = deployment_name(self.app, target)
-        deployment = wait_for_rollout(
-            self.client,
-            self.ns,
-            name,
-            timeout=self.params["rollout_timeout"],
-            interval=1.0,
-            clock=self.clock,
-            heartbeat=self.beat,
-        )
-        # A gate inside a rollback after a breach belongs to that phase; only a deploy moves on to gating.
-        self.save(lambda s: set_phase(s, "gating", now=self.now()) if s.get("phase") == "deploying" else s)
-        self.result["health"] = run_health_gate(
-            self.client, deployment, HealthSpec(self.params.get("health")), clock=self.clock, heartbeat=self.beat
-        )
-
-    def analyse(self, phase: str, names: List[str], slot: str) -> None:
-        if not names:
-            return
-        checks = select_checks(
-            parse_checks((self.params.get("analysis") or {}).get("checks")),
-            names,
-            "%s_analysis" % phase.replace("-", "_"),
-        )
-        context = AnalysisContext(
-            namespace=self.ns,
-            app=self.app,
-            version=self.params.get("version") or self.slot_version(slot),
-            slot=slot,
-            variables=(self.params.get("analysis") or {}).get("variables"),
-            prometheus=self.prometheus,
-            kube=self.client,
-            clock=self.clock,
-            heartbeat=self.beat,
-        )
-        # Pre-promotion analysis is a phase of its own; after the switch it refines the current phase.
-        self.save(
-            lambda s: set_phase(
-                s, "analysing" if phase == "pre-promotion" else s["phase"], now=self.now(), step="%s analysis" % phase
-            )
-        )
-        verdict = run_analysis(checks, context)
-        self.result["verdicts"][phase] = verdict
-        error = analysis_error(verdict, phase, inconclusive_fails=True)
-        if error is None:
-            return
-        if verdict["verdict"] == "inconclusive":
-            if phase == "post-promotion":
-                self.warnings.append(str(error))
-                return
-            raise AnalysisInconclusive(error)
-        raise error
-
-    def slot_version(self, slot: str) -> Optional[str]:
-        return ((self.state.get("slots") or {}).get(slot) or {}).get("version")
-
-    def switch(self, seen: Observed, target: str, revert: bool = False) -> None:
-        if self.lock_lost:
-            return
-        self.confirm_lock()
-        service = self.client.read("Service", self.ns, seen.service_name)
-        selector = dict((service.get("spec") or {}).get("selector") or {})
-        after = dict(selector, **slot_selector(self.app, target))
-        if after != selector:
-            self.log("switch Service %s to slot %s" % (seen.service_name, target))
-            self.client.patch(
-                "Service",
-                self.ns,
-                seen.service_name,
-                {"spec": {"selector": after}},
-                resource_version=service["metadata"]["resourceVersion"],
-            )
-        self.switched_monotonic = self.clock.monotonic()
-        self.result["switched_at"] = self.now()
-        if revert:
-            self.save(lambda s: record_revert(s, target, now=self.result["switched_at"]))
-        else:
-            self.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
-
-    def verify(self, seen: Observed, target: str) -> None:
-        """The Service's endpoints are exactly the target slot's ready pods, and it answers."""
-        self.save(lambda s: set_phase(s, "verifying", now=self.now()) if s.get("phase") == "switched" else s)
-        deployment = self.client.read("Deployment", self.ns, deployment_name(self.app, target))
-        health = HealthSpec(self.params.get("health"))
-
-        def step() -> Tuple[bool, Any]:
-            want = {p["status"].get("podIP") for p in current_pods(self.client, deployment) if pod_ready(p)}
-            have = set()
-            for slice_ in self.client.list("EndpointSlice", self.ns, {"kubernetes.io/service-name": seen.service_name}):
-                for endpoint in slice_.get("endpoints") or []:
-                    if (endpoint.get("conditions") or {}).get("ready"):
-                        have.update(endpoint.get("addresses") or [])
-            if not want or want != have:
-                return False, {"endpoints": sorted(have), "new_slot_pods": sorted(want)}
-            return True, sorted(have)
-
-        endpoints = poll(
-            step,
-            timeout=self.params["verify_timeout"],
-            interval=0.5,
-            what="Service %s endpoints to be the %s slot's pods" % (seen.service_name, target),
-            clock=self.clock,
-            heartbeat=self.beat,
-        )
-        port = ((seen.service.get("spec") or {}).get("ports") or [{}])[0].get("port", 80)
-        response = self.client.service_proxy_get(self.ns, seen.service_name, port, health.path, health.request_timeout)
-        if not 200 <= response.status < 300:
-            raise ReleaseError(
-                "the active Service does not answer after the switch",
-                kind="Service",
-                namespace=self.ns,
-                name=seen.service_name,
-                expected="2xx on %s" % health.path,
-                seen="HTTP %s" % response.status,
-            )
-        self.result["verified_endpoints"] = endpoints
-
-    def flip_back(self, seen: Observed, previous: Optional[str]) -> bool:
-        """After a failed verification or analysis: traffic back to the warm previous slot."""
-        if previous is None or seen.slots.get(previous) is None:
-            return False
-        self.log("flip Service %s back to slot %s" % (seen.service_name, previous))
-        switched_at = self.result.get("switched_at")
-        self.switch(seen, previous, revert=True)
-        self.result["switched_at"] = switched_at
-        self.result["reverted_at"] = self.now()
-        return True
-
-    def wait_scale_down(self, slot: str, switched_at: float) -> None:
-        delay = self.params["scale_down_delay"]
-        if delay < 0:
-            return
-        remaining = switched_at + delay - self.clock.monotonic()
-        if remaining > 0:
-            self.log("keeping slot %s warm for %.0fs" % (slot, remaining))
-            poll(
-                lambda: (self.clock.monotonic() >= switched_at + delay, None),
-                timeout=None,
-                interval=lambda: max(0.0, min(5.0, switched_at + delay - self.clock.monotonic())),
-                what="scale-down delay",
-                clock=self.clock,
-                heartbeat=self.beat,
-            )
-        self.scale(slot, 0)
-        self.result["scaled_down"] = {"slot": slot, "at": self.now()}
-
-    # -- runs -----------------------------------------------------------------------
-
-    def start_run(self, action: str, target: Optional[str], phase: str = "deploying") -> None:
-        """Take the lease, then record the run; a run the record shows in flight died with its holder."""
-        if self.check_mode:
-            self.lock.check()
-            self.state = dict(self.state or {})
-            return
-        info = self.lock.acquire(steal=bool(self.params.get("lock_steal")))
-        self.result["lock"] = info.as_dict()
-        self.heartbeat = LeaseHeartbeat(self.lock)
-        state, version = self.store.read_or_initialise()
-        self.state, self.state_version = state, version
-        if state.get("phase") in ACTIVE_PHASES and state.get("run"):
-            dead = state["run"]
-            self.result["interrupted_run"] = dead
-            same = dead.get("action") == action and dead.get("target_slot") == target
-            if not same:
-                self.save(
-                    lambda s: finish_run(
-                        s,
-                        "failed",
-                        now=self.now(),
-                        failure={
-                            "check": "run interrupted",
-                            "reason": "the run died (lease lost or process killed) and was superseded by run %s"
-                            % self.run_id,
-                        },
-                        history_limit=self.params["history_limit"],
-                    )
-                )
-        resume = self.state.get("phase") in ACTIVE_PHASES
-        self.save(
-            lambda s: begin_run(
-                s,
-                run_id=self.run_id,
-                action=action,
-                holder=self.lock.holder,
-                now=self.now(),
-                target_slot=target,
-                resume=resume,
-                phase=phase,
-            )
-        )
-
-    def end_run(self, outcome: str, failure: Optional[Dict[str, Any]] = None) -> None:
-        if self.check_mode or not self.state.get("run"):
-            return
-        self.save(
-            lambda s: finish_run(
-                s, outcome, now=self.now(), failure=failure, history_limit=self.params["history_limit"]
-            )
-        )
-
-    def release_lock(self) -> None:
-        if not self.check_mode and self.heartbeat is not None and not self.lock_lost:
-            self.lock.release()
-
-    # -- entry points ------------------------------------------------------------
+    # -- entry point ------------------------------------------------------------------
 
     def run(self) -> Dict[str, Any]:
         state = self.params["state"]
-        seen = self.observe()
-        self.state = seen.state or {}
-        self.state_version = seen.state_version
+        first_release = state in ("released", "previewed")
+        seen = Observed(
+            self.client, self.params, self.job.store, allow_missing_service=self.check_mode and first_release
+        )
+        self.job.adopt(seen.state, seen.state_version)
         handler = {
             "released": self.do_release,
             "previewed": self.do_release,
@@ -579,150 +246,584 @@ class BlueGreen:
         try:
             handler(seen)
         finally:
-            self.release_lock()
-            self.result["plan"] = self.plan.as_list()
-            self.result["changed"] = self.plan.changed
-            self.result["diff"] = self.plan.diff()
-            self.result["state"] = self.state if not self.check_mode else (seen.state or {})
-        return self.result
+            self.job.release_lock()
+        return self.job.finalise(seen.state)
+
+    def begin(self, seen: Observed, action: str, target: Optional[str], **kwargs: Any) -> bool:
+        """Start the run; False in check mode (the plan is complete, nothing is written).
+
+        Once the lease is held the cluster is read again: a decision made on a snapshot taken before
+        the lease (another run may have just finished) is not acted on.
+        """
+        self.job.start(action, target, serving=seen.active_slot, **kwargs)
+        if self.check_mode:
+            return False
+        again = Observed(self.client, self.params, self.job.store, allow_missing_service=False)
+        if again.fingerprint() != seen.fingerprint():
+            error = InvalidStateError(
+                "the release changed between this run's plan and taking the lease",
+                kind="ConfigMap",
+                namespace=self.ns,
+                name=self.job.store.name,
+                expected="the Service, slots and record the plan was made on",
+                seen="another run changed them",
+                hint="Nothing was changed by this run; run it again to plan from the new state",
+            )
+            self.job.finish("failed", failure=self.job.failure_data(error))
+            raise error
+        self.finish_draining(again, target)
+        return True
+
+    # -- release / preview -------------------------------------------------------------------
 
     def do_release(self, seen: Observed) -> None:
         active = seen.active_slot
-        target = other_slot(active) if active else "blue"
         preview_only = self.params["state"] == "previewed"
-        # Releasing what already serves traffic is a no-op (also what a resumed, finished run sees).
-        # Replicas are not compared: an autoscaler may own them on the active slot.
-        if (
-            active
-            and template_hash_of(seen.slots[active]) == template_hash_of(build_deployment(self.params, active))
-            and not self._in_flight(seen)
-        ):
+        dead = in_flight(seen.state)
+        serving_matches = active is not None and template_hash_of(seen.slots[active]) == template_hash_of(
+            build_deployment(self.params, active)
+        )
+        # A release or promote that died after switching to the slot we would deploy again is resumed at
+        # verification, with the dead run's own record of what served before it.
+        resume_after_switch = bool(
+            dead and dead.get("action") in SWITCHING_ACTIONS and dead.get("target_slot") == active and serving_matches
+        )
+        if serving_matches and not resume_after_switch:
             self.result.update(
                 active_slot=active,
                 message="version %s (%s) already serves traffic from slot %s"
                 % (self.params["version"], self.params["image"], active),
             )
             return
-        # A run that died after switching to the slot we would deploy again is resumed at verification.
-        resumed_after_switch = (
-            self._in_flight(seen)
-            and (seen.state or {}).get("run", {}).get("target_slot") == active
-            and template_hash_of(seen.slots[active]) == template_hash_of(build_deployment(self.params, active))
-        )
-        if resumed_after_switch:
+        if resume_after_switch:
             target = active
-            previous = (seen.state or {}).get("run", {}).get("previous_slot")
+            previous = dead.get("previous_slot")
+            if previous == target:
+                previous = None  # a record written before resumes kept it: never scale what we resume
         else:
+            target = other_slot(active) if active else "blue"
             previous = active
-        desired = build_deployment(self.params, target)
-        if not resumed_after_switch:
-            self.plan_release(seen, target, desired)
-        if self.params.get("preview_service"):
-            self.plan_preview_service(seen, target)
+        serving = seen.slots.get(active) if active else seen.rolling
+        replicas = self.autoscaler.size_for(self.params["replicas"], serving)
+        desired = build_deployment(dict(self.params, replicas=replicas), target)
+        if resume_after_switch:
+            # What traffic went back to if this run must switch back: the slot that served before.
+            expected = self.router.selector_for(seen.selector, previous) if previous else dict(seen.selector)
+        elif active is None:
+            expected = self.plan_first_switch_pin(seen)
+        else:
+            expected = dict(seen.selector)
+        if not resume_after_switch:
+            self.plan_deployment(seen, target, desired)
+            self.plan_gates(target, self.params["pre_promotion_analysis"])
+            if self.params.get("preview_service"):
+                self.plan_preview_service(seen, target)
         if not preview_only:
-            self.plan_switch(seen, target)
+            self.plan_switch(expected, target)
             self.plan_scale_down(seen, previous)
-        self.result.update(active_slot=active, target_slot=target, previous_slot=previous)
-        if self.check_mode:
-            self.start_run("preview" if preview_only else "release", target)
+        self.result.update(active_slot=active, target_slot=target, previous_slot=previous, replicas=replicas)
+        resume = bool(dead) and dead.get("action") == ("preview" if preview_only else "release")
+        resume = resume and dead.get("target_slot") == target
+        if not self.begin(seen, "preview" if preview_only else "release", target, resume=resume or resume_after_switch):
             return
-        self.start_run("preview" if preview_only else "release", target)
-        self.execute_release(seen, target, previous, desired, preview_only, resumed_after_switch)
+        if not resume_after_switch:
+            self.deploy_and_gate(seen, target, desired, replicas, expected)
+            if preview_only:
+                self.job.save(lambda s: set_pending(s, target, now=self.now()))
+                self.job.finish("done")
+                self.result["pending_slot"] = target
+                return
+        self.promote(target, previous, expected, self.params["version"], self.params["post_promotion_analysis"])
 
-    def _in_flight(self, seen: Observed) -> bool:
-        return bool(seen.state and seen.state.get("phase") in ACTIVE_PHASES and seen.state.get("run"))
+    def plan_first_switch_pin(self, seen: Observed) -> Dict[str, str]:
+        """The selector before the first switch; a name-only selector is first pinned to what serves now.
 
-    def execute_release(
-        self,
-        seen: Observed,
-        target: str,
-        previous: Optional[str],
-        desired: Dict[str, Any],
-        preview_only: bool,
-        resumed_after_switch: bool,
+        A rolling Service selects ``app.kubernetes.io/name`` only, which the slot pods carry too: they
+        would get traffic as soon as they are Ready, before any gate. It is pinned to the rolling pods'
+        ReplicaSet (or to no pod at all when nothing runs) before the first slot is created.
+        """
+        selector = dict(seen.selector)
+        if not selector or SLOT_LABEL in selector or POD_TEMPLATE_HASH_LABEL in selector:
+            return selector
+        hashes = set()
+        for pod in self.client.list("Pod", self.ns, selector):
+            labels = (pod.get("metadata") or {}).get("labels") or {}
+            if SLOT_LABEL not in labels and pod_ready(pod):
+                hashes.add(labels.get(POD_TEMPLATE_HASH_LABEL))
+        if len(hashes) > 1:
+            raise InvalidStateError(
+                "the rolling Deployment is in the middle of a rollout",
+                kind="Service",
+                namespace=self.ns,
+                name=self.service_name,
+                expected="the pods the Service selects from one ReplicaSet",
+                seen="pod-template-hash %s" % ", ".join(sorted(str(h) for h in hashes)),
+                hint="Wait for the rolling update to finish, then release",
+            )
+        pinned = dict(selector, **{POD_TEMPLATE_HASH_LABEL: hashes.pop() if hashes else NO_POD})
+        self.job.add_step(
+            "patch",
+            "Service",
+            self.service_name,
+            changes=[FieldChange("spec.selector", selector, pinned)],
+            note="pin traffic to the pods serving now, so the new slot gets none before its gates",
+        )
+        self.pin = (selector, pinned)
+        return pinned
+
+    def deploy_and_gate(
+        self, seen: Observed, target: str, desired: Dict[str, Any], replicas: int, expected: Dict[str, str]
     ) -> None:
         try:
-            if not resumed_after_switch:
-                self.apply_deployment(seen, target, desired)
-                self.save(
-                    lambda s: record_replicas(
-                        set_slot(
-                            s,
-                            target,
-                            image=self.params["image"],
-                            now=self.now(),
-                            version=self.params["version"],
-                            config_refs=self.params["config_refs"],
-                        ),
-                        target,
-                        self.params["replicas"],
-                    )
+            if self.pin:
+                self.router.route(*self.pin)
+            self.capacity.ensure(desired)
+            self.job.save(
+                lambda s: set_slot(
+                    s,
+                    target,
+                    image=self.params["image"],
+                    now=self.now(),
+                    version=self.params["version"],
+                    config_refs=self.params["config_refs"],
+                    replicas=replicas,
                 )
-                self.gate(target)
-                if self.params.get("preview_service"):
-                    self.ensure_preview_service(seen, target)
-                self.analyse("pre-promotion", self.params["pre_promotion_analysis"], target)
+            )
+            self.gate(target)
+            if self.params.get("preview_service"):
+                self.ensure_preview_service(seen, target)
+            self.analyse("pre-promotion", self.params["pre_promotion_analysis"], target, self.params["version"])
         except AnalysisInconclusive as exc:
             # Like a paused rollout: the new slot stays up, traffic stays, a person or pipeline decides.
-            self.save(lambda s: set_pending(s, target, now=self.now()))
-            self.end_run("done", failure=self.failure_data(exc))
+            self.job.save(lambda s: set_pending(s, target, now=self.now()))
+            self.job.finish("done", failure=self.job.failure_data(exc))
             self.result["pending_slot"] = target
             raise
         except ReleaseError as exc:
             self.fail_before_switch(target, exc)
             raise
-        if preview_only:
-            self.save(lambda s: set_pending(s, target, now=self.now()))
-            self.end_run("done")
-            self.result["pending_slot"] = target
-            return
-        self.promote(seen, target, previous)
-
-    def promote(self, seen: Observed, target: str, previous: Optional[str]) -> None:
-        self.switch(seen, target)
-        switched = self.switched_monotonic
-        try:
-            self.verify(seen, target)
-            self.analyse("post-promotion", self.params["post_promotion_analysis"], target)
-        except ReleaseError as exc:
-            reverted = self.flip_back(seen, previous)
-            self.end_run("rolled_back" if reverted else "failed", failure=self.failure_data(exc))
-            exc.hint = ("Traffic was switched back to slot %s" % previous) if reverted else exc.hint
-            raise
-        self.result["active_slot"] = target
-        if previous:
-            self.wait_scale_down(previous, switched)
-        self.end_run("done")
 
     def fail_before_switch(self, target: str, exc: ReleaseError) -> None:
+        failure = self.job.failure_data(exc)
+        if self.job.lock_lost:
+            exc.hint = self.lost_lease_hint()
+            return
         if self.params["on_failure"] == "scale_down":
-            self.scale(target, 0)
-        self.save(lambda s: mark_slot_failed(s, target, now=self.now()))
-        self.end_run("failed", failure=self.failure_data(exc))
+            self.job.cleanup("scaling the failed slot down", lambda: self.capacity.scale(self.name(target), 0))
+        self.job.cleanup(
+            "recording the failure",
+            lambda: self.job.save(
+                lambda s: mark_slot(s, target, "failed", now=self.now(), reason="failed before the switch: %s" % exc)
+            ),
+        )
+        self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
 
-    def failure_data(self, exc: ReleaseError) -> Dict[str, Any]:
-        data = {"reason": str(exc), "check": exc.message, "expected": exc.expected, "seen": exc.seen}
-        verdict = exc.data if exc.data.get("checks") else None
-        if verdict:
-            culprit = next((c for c in verdict["checks"] if c["verdict"] != "pass"), {})
-            data.update(
-                check=culprit.get("check"),
-                query=culprit.get("query"),
-                value=culprit.get("value"),
-                bound=culprit.get("bound"),
-                samples=culprit.get("samples"),
+    # -- the switch and what follows it ---------------------------------------------------------
+
+    def promote(
+        self,
+        target: str,
+        previous: Optional[str],
+        expected: Dict[str, str],
+        version: Optional[str],
+        post_analysis: List[str],
+        rolling_back: bool = False,
+        outcome: str = "done",
+        failure: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Switch to ``target``, prove it, and keep it; on failure switch back to ``expected`` and prove that."""
+        after = self.router.selector_for(expected, target)
+        try:
+            self.router.route(expected, after)
+        except ReleaseError as exc:
+            # Nothing moved: the target keeps its status, the run fails with the reason.
+            failure = self.job.failure_data(exc)
+            self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
+            raise
+        switched = self.clock.monotonic()
+        self.result["switched_at"] = self.now()
+        self.job.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
+        try:
+            self.result["autoscaler"] = self.autoscaler.follow(self.name(target), [self.name(s) for s in SLOTS])
+            self.job.save(lambda s: set_phase(s, "verifying", now=self.now()))
+            self.result["verified_endpoints"] = self.verify(after)
+            if not rolling_back:
+                self.watch(target)
+                self.analyse("post-promotion", post_analysis, target, version)
+        except ReleaseError as exc:
+            self.after_switch_failed(target, previous, after, expected, exc)
+            raise
+        self.result["active_slot"] = target
+        reason = "rolled back to by run %s" % self.job.id if rolling_back else "served from run %s" % self.job.id
+        self.job.save(lambda s: mark_slot(s, target, "served", now=self.now(), reason=reason))
+        if rolling_back and previous and slot_status(self.job.state, previous) != "failed":
+            self.job.save(
+                lambda s: mark_slot(
+                    s, previous, "rolled_back", now=self.now(), reason="rolled back from by run %s" % self.job.id
+                )
             )
-        elif exc.data:
-            data["detail"] = exc.data
-        self.result["failure"] = data
-        return data
+        self.job.finish(outcome, failure=failure)
+        if previous and previous != target:
+            self.drain(previous, switched)
+
+    def after_switch_failed(
+        self, target: str, previous: Optional[str], after: Dict[str, str], expected: Dict[str, str], exc: ReleaseError
+    ) -> None:
+        failure = self.job.failure_data(exc)
+        if self.job.lock_lost:
+            exc.hint = self.lost_lease_hint()
+            return
+        reverted = self.job.cleanup("switching traffic back", lambda: self.switch_back(after, expected, previous))
+        if reverted:
+            self.result["reverted_at"] = self.now()
+            self.job.save(lambda s: record_revert(s, previous, now=self.result["reverted_at"]) if previous else s)
+            self.job.save(
+                lambda s: mark_slot(s, target, "failed", now=self.now(), reason="failed after the switch: %s" % exc)
+            )
+            if self.params["on_failure"] == "scale_down":
+                self.job.cleanup("scaling the failed slot down", lambda: self.capacity.scale(self.name(target), 0))
+            exc.hint = "Traffic was switched back to %s and verified; slot %s is marked failed" % (
+                "slot %s" % previous if previous else "the pods that served before",
+                target,
+            )
+        else:
+            live = json.dumps(self.router.observe(), sort_keys=True)
+            exc.hint = "Switching back failed: traffic is still on slot %s (Service selector %s). Run %s" % (
+                target,
+                live,
+                "playbooks/rollback.yml" if previous else "playbooks/status.yml and fix the Service by hand",
+            )
+        self.job.cleanup(
+            "ending the run", lambda: self.job.finish("rolled_back" if reverted else "failed", failure=failure)
+        )
+
+    def switch_back(self, after: Dict[str, str], expected: Dict[str, str], previous: Optional[str]) -> bool:
+        """Route back and prove it; True only when the selector was written (or already back) and verified."""
+        if expected == after or (previous is not None and self.capacity.read(self.name(previous)) is None):
+            return False
+        self.router.route(after, expected)
+        if expected.get(POD_TEMPLATE_HASH_LABEL) != NO_POD:
+            self.verify(expected)
+        if previous is not None:
+            self.result["autoscaler"] = self.autoscaler.follow(self.name(previous), [self.name(s) for s in SLOTS])
+        return True
+
+    def lost_lease_hint(self) -> str:
+        holder = (self.job.lock.read() or {}).get("spec", {}).get("holderIdentity") or "nobody"
+        return (
+            "This run lost the release lease to %s and stopped writing; traffic is on %s (Service selector). "
+            % (
+                holder,
+                json.dumps(self.router.observe(), sort_keys=True),
+            )
+            + "The new holder decides what happens next"
+        )
+
+    def verify(self, selector: Dict[str, str]) -> List[str]:
+        port = (
+            ((self.client.read("Service", self.ns, self.service_name).get("spec") or {}).get("ports") or [{}])[0]
+        ).get("port", 80)
+        return self.router.verify(
+            selector,
+            timeout=self.params["verify_timeout"],
+            port=port,
+            path=self.health.path,
+            request_timeout=self.health.request_timeout,
+        )
+
+    def watch(self, slot: str) -> None:
+        """After the switch, the serving pods stay Ready, do not restart and answer, for ``post_switch_watch`` s.
+
+        This runs whether or not analysis is configured: a version that starts crash-looping right after
+        it gets traffic is switched back even when no metric check would have seen it.
+        """
+        window = float(self.params.get("post_switch_watch") or 0)
+        if window <= 0:
+            return
+        deployment = self.client.read("Deployment", self.ns, self.name(slot))
+        port = (
+            ((self.client.read("Service", self.ns, self.service_name).get("spec") or {}).get("ports") or [{}])[0]
+        ).get("port", 80)
+
+        def restarts(pods: List[Dict[str, Any]]) -> Dict[str, int]:
+            return {
+                p["metadata"]["name"]: sum(
+                    int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or []
+                )
+                for p in pods
+            }
+
+        baseline = restarts(current_pods(self.client, deployment))
+        end = self.clock.monotonic() + window
+        misses = {"proxy": 0}
+
+        def step() -> Tuple[bool, Any]:
+            pods = current_pods(self.client, deployment)
+            now = restarts(pods)
+            grew = sorted(name for name, count in now.items() if count > baseline.get(name, count))
+            unready = sorted(p["metadata"]["name"] for p in pods if not pod_ready(p))
+            status = self.client.service_proxy_get(
+                self.ns, self.service_name, port, self.health.path, self.health.request_timeout
+            ).status
+            misses["proxy"] = 0 if 200 <= status < 300 else misses["proxy"] + 1
+            if grew or unready or misses["proxy"] >= 2:
+                raise GateFailedError(
+                    "the serving pods became unhealthy after the switch",
+                    kind="Deployment",
+                    namespace=self.ns,
+                    name=self.name(slot),
+                    expected="Ready pods with no restarts answering %s for %.0fs" % (self.health.path, window),
+                    seen="restarted: %s; not ready: %s; last health answer HTTP %s"
+                    % (", ".join(grew) or "none", ", ".join(unready) or "none", status),
+                    data={"check": "post-switch watch", "restarted": grew, "unready": unready, "status": status},
+                )
+            return self.clock.monotonic() >= end, None
+
+        poll(
+            step, timeout=window + 30, interval=1.0, what="post-switch watch", clock=self.clock, heartbeat=self.job.beat
+        )
+
+    def drain(self, slot: str, switched: float) -> None:
+        """Keep the previous slot warm for scale_down_delay without holding the lease, then scale it down.
+
+        The record says ``draining`` meanwhile, so a rollback can take the lease and switch back to the
+        warm slot at once; the scale-down then no longer applies and is skipped. A run that dies or loses
+        the lease here leaves the scale-down to the next run, which performs it once it is due.
+        """
+        delay = self.params["scale_down_delay"]
+        if delay < 0 or self.capacity.read(self.name(slot)) is None:
+            return
+        due = switched + delay
+        remaining = max(0.0, due - self.clock.monotonic())
+        due_at = isoformat(self.clock.now() + datetime.timedelta(seconds=remaining))
+        self.job.save(lambda s: start_draining(s, slot, run_id=self.job.id, due=due_at, now=self.now()))
+        if remaining > 0:
+            self.job.release_lock()
+            self.log("keeping slot %s warm for %.0fs (a rollback may take over meanwhile)" % (slot, remaining))
+            poll(
+                lambda: (self.clock.monotonic() >= due, None),
+                timeout=None,
+                interval=lambda: max(0.0, min(5.0, due - self.clock.monotonic())),
+                what="scale-down delay",
+                clock=self.clock,
+            )
+            try:
+                self.job.acquire()
+            except ReleaseError as exc:
+                self.job.warnings.append(
+                    "the scale-down of slot %s is left to the run that holds the lease now: %s" % (slot, exc)
+                )
+                return
+            self.job.state, self.job.state_version = self.job.store.read_or_initialise()
+            draining = self.job.state.get("draining") or {}
+            if draining.get("run_id") != self.job.id:
+                self.job.warnings.append("slot %s was not scaled down: a later run took over its warm window" % slot)
+                return
+        try:
+            self.scale_down(slot)
+        except LockLostError as exc:
+            self.job.warnings.append(
+                "the scale-down of slot %s is left to the next run: %s (%s)" % (slot, exc.message, exc.seen)
+            )
+
+    def scale_down(self, slot: str) -> None:
+        if self.capacity.scale(self.name(slot), 0):
+            self.result["scaled_down"] = {"slot": slot, "at": self.now()}
+        self.job.save(lambda s: stop_draining(s, now=self.now()) if s.get("draining") else s)
+
+    def finish_draining(self, seen: Observed, target: Optional[str]) -> None:
+        """A scale-down an earlier run left (it died in its warm window, or lost the lease): do it once due.
+
+        When this run's target is the draining slot (a rollback to it, a release into it), the run takes
+        the slot over and the scale-down no longer applies.
+        """
+        draining = (seen.state or {}).get("draining") or {}
+        slot = draining.get("slot")
+        if not slot:
+            return
+        due = parse_time(draining.get("due"))
+        if slot in (seen.active_slot, target, (seen.state or {}).get("pending_slot")):
+            self.job.save(lambda s: stop_draining(s, now=self.now()))
+            return
+        if due is not None and due <= self.clock.now():
+            self.log("finishing the scale-down of slot %s left by run %s" % (slot, draining.get("run_id")))
+            self.scale_down(slot)
+
+    # -- gates ----------------------------------------------------------------------------
+
+    def gate(self, target: str) -> None:
+        deployment = wait_for_rollout(
+            self.client,
+            self.ns,
+            self.name(target),
+            timeout=self.params["rollout_timeout"],
+            interval=1.0,
+            clock=self.clock,
+            heartbeat=self.job.beat,
+        )
+        # A gate inside a rollback belongs to that run's phase; only a deploy moves on to gating.
+        self.job.save(lambda s: set_phase(s, "gating", now=self.now()) if s.get("phase") == "deploying" else s)
+        self.result["health"] = run_health_gate(
+            self.client, deployment, self.health, clock=self.clock, heartbeat=self.job.beat
+        )
+
+    def analyse(self, phase: str, names: List[str], slot: str, version: Optional[str]) -> None:
+        if not names:
+            return
+        checks = select_checks(
+            parse_checks((self.params.get("analysis") or {}).get("checks")),
+            names,
+            "%s_analysis" % phase.replace("-", "_"),
+        )
+        context = AnalysisContext(
+            namespace=self.ns,
+            app=self.app,
+            version=version or self.slot_version(slot),
+            slot=slot,
+            variables=(self.params.get("analysis") or {}).get("variables"),
+            prometheus=self.prometheus,
+            kube=self.client,
+            clock=self.clock,
+            heartbeat=self.job.beat,
+        )
+        # Pre-promotion analysis is a phase of its own; after the switch it refines the current phase.
+        self.job.save(
+            lambda s: set_phase(
+                s, "analysing" if phase == "pre-promotion" else s["phase"], now=self.now(), step="%s analysis" % phase
+            )
+        )
+        verdict = run_analysis(checks, context)
+        self.result["verdicts"][phase] = verdict
+        error = analysis_error(verdict, phase, inconclusive_fails=True)
+        if error is None:
+            return
+        if verdict["verdict"] == "inconclusive":
+            if phase == "post-promotion":
+                self.job.warnings.append(str(error))
+                return
+            raise AnalysisInconclusive(error)
+        raise error
+
+    def slot_version(self, slot: str) -> Optional[str]:
+        version = ((self.job.state.get("slots") or {}).get(slot) or {}).get("version")
+        if version:
+            return version
+        deployment = self.capacity.read(self.name(slot))
+        return ((deployment or {}).get("metadata") or {}).get("labels", {}).get(VERSION_LABEL)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def plan_deployment(self, seen: Observed, target: str, desired: Dict[str, Any]) -> None:
+        current = seen.slots[target]
+        name = self.name(target)
+        replicas = desired["spec"]["replicas"]
+        if current is None:
+            self.job.add_step(
+                "create",
+                "Deployment",
+                name,
+                changes=[
+                    FieldChange("spec.template.image", None, self.params["image"]),
+                    FieldChange("spec.replicas", None, replicas),
+                ],
+            )
+            return
+        changes = []
+        if template_hash_of(current) != template_hash_of(desired):
+            changes.append(FieldChange("spec.template.image", image_of(current, self.container), self.params["image"]))
+            changes.append(
+                FieldChange("metadata.annotations.template-hash", template_hash_of(current), template_hash_of(desired))
+            )
+        if replicas_of(current) != replicas:
+            changes.append(FieldChange("spec.replicas", replicas_of(current), replicas))
+        if changes:
+            self.job.add_step("update", "Deployment", name, changes=changes)
+
+    def plan_gates(self, target: str, pre_analysis: List[str]) -> None:
+        name = self.name(target)
+        self.job.add_step(
+            "wait",
+            "Deployment",
+            name,
+            gate={"rollout_timeout": self.params["rollout_timeout"]},
+            note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
+        )
+        self.job.add_step(
+            "gate",
+            "Deployment",
+            name,
+            gate=self.health.describe(),
+            note="each new pod answers the health endpoint through the API server pod proxy",
+        )
+        if pre_analysis:
+            self.job.add_step("analyse", "Deployment", name, gate={"phase": "pre-promotion", "checks": pre_analysis})
+
+    def plan_switch(self, expected: Dict[str, str], target: str, rolling_back: bool = False) -> None:
+        after = self.router.selector_for(expected, target)
+        if after != expected:
+            self.job.add_step(
+                "patch",
+                "Service",
+                self.service_name,
+                changes=[FieldChange("spec.selector", expected, after)],
+                note="only if the selector is still what this plan saw; otherwise the run stops with a conflict",
+            )
+        self.job.add_step(
+            "verify",
+            "Service",
+            self.service_name,
+            gate={"timeout": self.params["verify_timeout"]},
+            note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
+        )
+        if self.params.get("autoscaler") is not None:
+            self.job.add_step(
+                "apply",
+                "HorizontalPodAutoscaler",
+                self.name(target),
+                note="the autoscaler follows traffic right after the switch",
+            )
+        if rolling_back:
+            return
+        if float(self.params.get("post_switch_watch") or 0) > 0:
+            self.job.add_step(
+                "watch",
+                "Deployment",
+                self.name(target),
+                gate={"seconds": self.params["post_switch_watch"]},
+                note="serving pods stay Ready, do not restart and answer; otherwise switch back",
+            )
+        if self.params["post_promotion_analysis"]:
+            self.job.add_step(
+                "analyse",
+                "Service",
+                self.service_name,
+                gate={
+                    "phase": "post-promotion",
+                    "checks": self.params["post_promotion_analysis"],
+                    "on_failure": "switch the selector back",
+                },
+            )
+
+    def plan_scale_down(self, seen: Observed, slot: Optional[str]) -> None:
+        if slot is None or seen.slots.get(slot) is None or self.params["scale_down_delay"] < 0:
+            return
+        current = replicas_of(seen.slots[slot])
+        if current:
+            self.job.add_step(
+                "scale",
+                "Deployment",
+                self.name(slot),
+                changes=[FieldChange("spec.replicas", current, 0)],
+                note="after scale_down_delay=%ss, kept warm until then without the lease (a rollback may pre-empt it)"
+                % self.params["scale_down_delay"],
+            )
 
     def plan_preview_service(self, seen: Observed, target: str) -> None:
         name = self.params["preview_service"]
         before = ((seen.preview or {}).get("spec") or {}).get("selector")
         after = slot_selector(self.app, target)
         if before != after:
-            self.add_step(
+            self.job.add_step(
                 "create" if seen.preview is None else "patch",
                 "Service",
                 name,
@@ -735,7 +836,7 @@ class BlueGreen:
         if seen.preview is None:
             ports = [
                 {k: v for k, v in port.items() if k in ("name", "port", "targetPort", "protocol")}
-                for port in (seen.service.get("spec") or {}).get("ports") or []
+                for port in ((seen.service or {}).get("spec") or {}).get("ports") or []
             ]
             self.client.create(
                 "Service",
@@ -760,184 +861,282 @@ class BlueGreen:
                 resource_version=seen.preview["metadata"]["resourceVersion"],
             )
 
+    # -- promote -------------------------------------------------------------------------------
+
     def do_promote(self, seen: Observed) -> None:
         pending = (seen.state or {}).get("pending_slot")
+        active = seen.active_slot
         if not pending:
             self.result["message"] = "no previewed release is waiting for promotion"
             return
-        active = seen.active_slot
-        self.plan_gates(pending)
-        self.plan_switch(seen, pending)
+        if pending == active:
+            raise InvalidStateError(
+                "the previewed slot already serves traffic: there is nothing to promote",
+                kind="Service",
+                namespace=self.ns,
+                name=self.service_name,
+                expected="a pending slot other than the active one",
+                seen="pending and active are both slot %s" % pending,
+                hint="Read the release with playbooks/status.yml; release the version you want (playbooks/release.yml)",
+            )
+        if slot_status(seen.state, pending) == "failed":
+            raise self.refusal(seen, pending, "promote")
+        version = self.slot_version(pending)
+        self.plan_gates(pending, [])
+        self.plan_switch(dict(seen.selector), pending)
         self.plan_scale_down(seen, active)
         self.result.update(active_slot=active, target_slot=pending, previous_slot=active)
-        self.start_run("promote", pending)
-        if self.check_mode:
+        if not self.begin(seen, "promote", pending):
             return
-        version = self.slot_version(pending)
-        self.params = dict(self.params, version=version)
         try:
             self.gate(pending)
         except ReleaseError as exc:
-            self.end_run("failed", failure=self.failure_data(exc))
+            self.fail_before_switch(pending, exc)
             raise
-        self.promote(seen, pending, active)
+        self.promote(pending, active, dict(seen.selector), version, self.params["post_promotion_analysis"])
 
-    def do_monitor(self, seen: Observed) -> None:
-        """The pipeline's last stage: watch the live slot; on a breach, roll back on our own."""
-        active = seen.active_slot
-        names = self.params["post_promotion_analysis"]
-        if active is None:
-            raise InvalidStateError(
-                "nothing to monitor: the Service selects no slot",
-                kind="Service",
-                namespace=self.ns,
-                name=seen.service_name,
-                seen=json.dumps(seen.selector),
-            )
-        if not names:
-            raise InvalidArgumentError("post_promotion_analysis", "the names of the checks to monitor with", names)
-        self.add_step(
-            "analyse",
-            "Service",
-            seen.service_name,
-            gate={
-                "phase": "post-promotion",
-                "checks": names,
-                "on_failure": "roll back to slot %s" % other_slot(active),
-            },
+    # -- rollback ---------------------------------------------------------------------------
+
+    def refusal(self, seen: Observed, slot: str, action: str) -> InvalidStateError:
+        entry = ((seen.state or {}).get("slots") or {}).get(slot) or {}
+        return InvalidStateError(
+            "refused to %s to slot %s: it is %s" % (action, slot, slot_status(seen.state, slot)),
+            kind="Deployment",
+            namespace=self.ns,
+            name=self.name(slot),
+            expected="a slot that served traffic and passed its gates",
+            seen="version %s, %s (%s)"
+            % (
+                entry.get("version"),
+                slot_status(seen.state, slot),
+                entry.get("status_reason") or "since %s" % (entry.get("status_at") or entry.get("failed_at")),
+            ),
+            hint="Release the version you want instead (playbooks/release.yml)",
         )
-        self.result.update(active_slot=active, previous_slot=other_slot(active))
-        if self.check_mode:
-            self.lock.check()
-            return
-        self.start_run("monitor", active, phase="analysing")
-        self.params = dict(self.params, version=self.params.get("version") or self.slot_version(active))
-        try:
-            self.analyse("post-promotion", names, active)
-        except ReleaseError as exc:
-            failure = self.failure_data(exc)
-            self.result["breach"] = failure
-            self.rollback_after_breach(seen, active, exc)
-            raise
-        self.end_run("done")
 
-    def rollback_after_breach(self, seen: Observed, active: str, exc: ReleaseError) -> None:
-        previous = other_slot(active)
-        deployment = seen.slots.get(previous)
-        if deployment is None:
-            self.end_run("failed", failure=self.result["breach"])
-            exc.hint = "No previous slot exists to roll back to; traffic stays on slot %s" % active
-            return
-        try:
-            if not is_warm(deployment):
-                recorded = ((self.state.get("slots") or {}).get(previous) or {}).get("replicas")
-                self.scale(previous, int(recorded or replicas_of(seen.slots[active]) or 1))
-                self.gate(previous)
-            self.switch(seen, previous, revert=True)
-            self.verify(seen, previous)
-        except ReleaseError as inner:
-            self.end_run("failed", failure=self.result["breach"])
-            exc.hint = "The automatic rollback to slot %s failed too: %s" % (previous, inner)
-            return
-        self.result.update(reverted_at=self.now(), active_slot=previous)
-        self.end_run("rolled_back", failure=self.result["breach"])
-        exc.hint = "Traffic was rolled back to slot %s" % previous
-
-    def do_rollback(self, seen: Observed) -> None:
+    def rollback_target(self, seen: Observed, action: str = "roll back") -> Tuple[Optional[str], Optional[str]]:
+        """``(slot, None)`` to roll back to, ``(None, why)`` when rolling back is a no-op; raises when refused."""
+        state = seen.state or {}
         active = seen.active_slot
         if active is None:
             raise InvalidStateError(
-                "nothing to roll back to: the Service selects no slot",
+                "nothing to %s: the Service selects no slot" % action,
                 kind="Service",
                 namespace=self.ns,
-                name=seen.service_name,
+                name=self.service_name,
                 seen=json.dumps(seen.selector),
             )
-        previous = other_slot(active)
-        deployment = seen.slots.get(previous)
-        if deployment is None or image_of(deployment, self.container) is None:
+        other = other_slot(active)
+        wanted = self.params.get("rollback_to")
+        slots = state.get("slots") or {}
+
+        def matches(slot: str) -> bool:
+            entry = slots.get(slot) or {}
+            return wanted in (entry.get("version"), str(entry.get("revision")))
+
+        if wanted:
+            if matches(active):
+                return None, "version %s already serves traffic from slot %s" % (wanted, active)
+            if not matches(other):
+                known = ", ".join(
+                    "slot %s: version %s revision %s"
+                    % (s, (slots.get(s) or {}).get("version"), (slots.get(s) or {}).get("revision"))
+                    for s in SLOTS
+                    if slots.get(s)
+                )
+                raise InvalidArgumentError(
+                    "rollback_to",
+                    "the version or revision of a slot (%s)" % (known or "no slot is recorded"),
+                    wanted,
+                    hint="Only what a slot still holds can be rolled back to; release an older version instead",
+                )
+        if state.get("pending_slot") == other:
             raise InvalidStateError(
-                "no previous slot to roll back to",
+                "refused to %s: slot %s holds a previewed release waiting for approval" % (action, other),
                 kind="Deployment",
                 namespace=self.ns,
-                name=deployment_name(self.app, previous),
+                name=self.name(other),
+                expected="no pending preview in the slot a rollback would switch to",
+                seen="pending version %s" % (slots.get(other) or {}).get("version"),
+                hint="Decide on the preview first: playbooks/promote.yml ships it, playbooks/abort.yml removes it",
+            )
+        deployment = seen.slots.get(other)
+        if deployment is None or image_of(deployment, self.container) is None:
+            raise InvalidStateError(
+                "no previous slot to %s to" % action,
+                kind="Deployment",
+                namespace=self.ns,
+                name=self.name(other),
                 expected="a Deployment from an earlier release",
                 seen="none",
             )
-        recorded = ((seen.state or {}).get("slots") or {}).get(previous) or {}
-        if recorded.get("failed_at"):
-            raise InvalidStateError(
-                "the previous slot holds a release that failed before it got traffic",
-                kind="Deployment",
-                namespace=self.ns,
-                name=deployment_name(self.app, previous),
-                expected="a slot that served traffic before",
-                seen="version %s, failed at %s" % (recorded.get("version"), recorded["failed_at"]),
-                hint="Release the version you want instead (playbooks/release.yml)",
-            )
+        status = slot_status(state, other)
+        if status == "rolled_back" and not wanted:
+            entry = slots.get(other) or {}
+            return None, "slot %s (version %s) was already rolled back from (%s); rolling back again is a no-op; " % (
+                other,
+                entry.get("version"),
+                entry.get("status_reason"),
+            ) + "set rollback_to=%s to return to it on purpose" % entry.get("version")
+        if status not in ("served", "rolled_back"):
+            raise self.refusal(seen, other, action)
+        return other, None
+
+    def do_rollback(self, seen: Observed) -> None:
+        target, noop = self.rollback_target(seen)
+        if target is None:
+            self.result.update(active_slot=seen.active_slot, message=noop)
+            return
+        active = seen.active_slot
+        self.plan_rollback(seen, target, active)
+        if not self.begin(seen, "rollback", target):
+            return
+        self.roll_back(seen, target, active)
+
+    def plan_rollback(self, seen: Observed, target: str, active: Optional[str]) -> int:
+        deployment = seen.slots[target]
         warm = is_warm(deployment)
-        replicas = int(recorded.get("replicas") or replicas_of(seen.slots[active]) or 1)
-        if not warm:
-            self.add_step(
+        size = self.autoscaler.size_for(self.params["replicas"], seen.slots.get(active) if active else None)
+        if not warm or (replicas_of(deployment) or 0) < size:
+            self.job.add_step(
                 "scale",
                 "Deployment",
-                deployment_name(self.app, previous),
-                changes=[FieldChange("spec.replicas", replicas_of(deployment), replicas)],
-                note="the previous slot was scaled down: scale up and gate before switching",
+                self.name(target),
+                changes=[FieldChange("spec.replicas", replicas_of(deployment), size)],
+                note="to the size that serves now, then gate before switching",
             )
-            self.plan_gates(previous)
-        self.params = dict(
-            self.params,
-            pre_promotion_analysis=[],
-            version=self.slot_version(previous)
-            or ((deployment.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL),
-        )
-        self.plan_switch(seen, previous)
+            self.plan_gates(target, [])
+        self.plan_switch(dict(seen.selector), target, rolling_back=True)
         self.plan_scale_down(seen, active)
-        self.result.update(active_slot=active, target_slot=previous, previous_slot=active, instant=warm)
-        self.start_run("rollback", previous)
-        if self.check_mode:
+        self.result.update(active_slot=active, target_slot=target, previous_slot=active, instant=warm, replicas=size)
+        return size
+
+    def roll_back(
+        self, seen: Observed, target: str, active: Optional[str], failure: Optional[Dict[str, Any]] = None
+    ) -> None:
+        size = self.result["replicas"]
+        with self.job.failing():
+            if self.capacity.scale(self.name(target), max(size, replicas_of(seen.slots[target]) or 0)) or not is_warm(
+                seen.slots[target]
+            ):
+                self.gate(target)
+        self.promote(
+            target,
+            active,
+            dict(seen.selector),
+            self.slot_version(target),
+            [],
+            rolling_back=True,
+            outcome="rolled_back" if failure else "done",
+            failure=failure,
+        )
+
+    # -- monitor -------------------------------------------------------------------------------
+
+    def do_monitor(self, seen: Observed) -> None:
+        """The pipeline's last stage: watch the live slot; on a breach (and only then), roll back."""
+        active = seen.active_slot
+        names = self.params["post_promotion_analysis"]
+        if not names:
+            raise InvalidArgumentError("post_promotion_analysis", "the names of the checks to monitor with", names)
+        try:
+            target, why = self.rollback_target(seen, "roll back automatically")
+        except InvalidStateError as exc:
+            if active is None:
+                raise
+            target, why = None, "%s (%s)" % (exc.message, exc.seen)
+        self.job.add_step(
+            "analyse",
+            "Service",
+            self.service_name,
+            gate={
+                "phase": "post-promotion",
+                "checks": names,
+                "on_failure": "roll back to slot %s" % target if target else "traffic stays: %s" % why,
+            },
+        )
+        if target:
+            self.plan_rollback(seen, target, active)
+        self.result.update(active_slot=active, previous_slot=target)
+        if not self.begin(seen, "monitor", active, phase="analysing"):
             return
         try:
-            if not warm:
-                self.scale(previous, replicas)
-                self.gate(previous)
+            self.analyse("post-promotion", names, active, self.slot_version(active))
         except ReleaseError as exc:
-            self.end_run("failed", failure=self.failure_data(exc))
+            failure = self.job.failure_data(exc)
+            if self.job.lock_lost or not is_breach(exc):
+                # Not a verdict on the release (bad configuration, Prometheus down, lease lost): hands off.
+                exc.hint = (
+                    self.lost_lease_hint()
+                    if self.job.lock_lost
+                    else "The monitor could not judge the release; traffic was left on slot %s" % active
+                )
+                self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
+                raise
+            self.result["breach"] = failure
+            reason = "monitor breach: %s" % exc.message
+            self.job.save(lambda s: mark_slot(s, active, "failed", now=self.now(), reason=reason))
+            if target is None:
+                exc.hint = "Traffic stays on slot %s: %s" % (active, why)
+                self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
+                raise
+            try:
+                self.roll_back(seen, target, active, failure=failure)
+            except ReleaseError as inner:
+                exc.hint = "The automatic rollback to slot %s failed too: %s" % (target, inner)
+                raise exc from inner
+            exc.hint = "Traffic was rolled back to slot %s and verified" % target
             raise
-        self.promote(seen, previous, active)
+        self.job.finish("done")
+
+    # -- abort ------------------------------------------------------------------------------------
 
     def do_abort(self, seen: Observed) -> None:
+        """Remove a previewed or half-done release that never served; never a slot that served."""
         state = seen.state or {}
-        pending = state.get("pending_slot")
-        run = state.get("run") if state.get("phase") in ACTIVE_PHASES else None
         active = seen.active_slot
-        target = pending or (run or {}).get("target_slot")
-        if target is None or target == active:
+        dead = in_flight(state)
+        target = state.get("pending_slot")
+        if target is None and dead and dead.get("action") in ("release", "preview"):
+            target = dead.get("target_slot")
+        status = slot_status(state, target)
+        removable = bool(target) and target != active and status in (None, "unverified", "failed")
+        if not removable and not dead:
             self.result["message"] = "no unpromoted release to abort"
             return
-        name = deployment_name(self.app, target)
-        if seen.slots.get(target) is not None:
-            self.add_step("delete", "Deployment", name)
-        if self.params.get("preview_service") and seen.preview is not None:
-            self.add_step("delete", "Service", self.params["preview_service"])
-        self.result.update(active_slot=active, aborted_slot=target)
+        if removable and seen.slots.get(target) is not None:
+            self.job.add_step("delete", "Deployment", self.name(target))
+        elif target and target != active:
+            self.result["kept_slot"] = target
+            self.job.warnings.append(
+                "slot %s is kept: its history shows it served traffic (%s), so abort does not remove it"
+                % (target, status)
+            )
+        preview = seen.preview if removable and self.owns(seen.preview) else None
+        if preview is not None:
+            self.job.add_step("delete", "Service", self.params["preview_service"])
+        self.result.update(active_slot=active, aborted_slot=target if removable else None)
         if self.check_mode:
-            self.lock.check()
+            self.job.check_lock()
             return
-        info = self.lock.acquire(steal=bool(self.params.get("lock_steal")))
-        self.result["lock"] = info.as_dict()
-        self.heartbeat = LeaseHeartbeat(self.lock)
-        self.state, self.state_version = self.store.read_or_initialise()
-        if seen.slots.get(target) is not None:
-            self.client.delete("Deployment", self.ns, name)
-        if self.params.get("preview_service") and seen.preview is not None:
-            self.client.delete("Service", self.ns, self.params["preview_service"])
-        if self.state.get("phase") in ACTIVE_PHASES and self.state.get("run"):
-            self.save(lambda s: finish_run(s, "aborted", now=self.now(), history_limit=self.params["history_limit"]))
-        self.save(
+        self.job.acquire()
+        self.job.state, self.job.state_version = self.job.store.read_or_initialise()
+        with self.job.failing("aborted"):
+            if removable:
+                self.capacity.delete(self.name(target))
+            if preview is not None:
+                self.client.delete("Service", self.ns, self.params["preview_service"])
+        if in_flight(self.job.state):
+            self.job.finish("aborted")
+        self.job.save(
             lambda s: dict(
                 set_pending(s, None, now=self.now()),
-                slots={k: v for k, v in (s.get("slots") or {}).items() if k != target},
+                slots={k: v for k, v in (s.get("slots") or {}).items() if not (removable and k == target)},
             )
         )
+
+    @staticmethod
+    def owns(service: Optional[Dict[str, Any]]) -> bool:
+        """Only a preview Service this collection created is deleted; a user's own stays."""
+        labels = ((service or {}).get("metadata") or {}).get("labels") or {}
+        return service is not None and labels.get(MANAGED_BY_LABEL) == MANAGER

@@ -32,6 +32,9 @@ BLUEGREEN_OPTIONS: Dict[str, Dict[str, Any]] = {
     "pre_promotion_analysis": dict(type="list", elements="str", default=[]),
     "post_promotion_analysis": dict(type="list", elements="str", default=[]),
     "history_limit": dict(type="int", default=10),
+    "rollback_to": dict(type="str"),
+    "post_switch_watch": dict(type="float", default=10.0),
+    "autoscaler": dict(type="dict"),
 }
 
 DNS_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-"
@@ -105,7 +108,29 @@ def validate_params(params: Dict[str, Any]) -> None:
                     "names of checks defined in analysis.checks (%s)" % (", ".join(sorted(names)) or "none"),
                     name,
                 )
+    if params.get("post_switch_watch") is not None and params["post_switch_watch"] < 0:
+        raise _bad("post_switch_watch", "seconds >= 0 (0 turns the watch off)", params["post_switch_watch"])
+    if params.get("rollback_to") is not None and state != "rolled_back":
+        raise _bad("rollback_to", "only with state=rolled_back", "state=%s" % state)
+    if params.get("rollback_to") is not None and not str(params["rollback_to"]).strip():
+        raise _bad("rollback_to", "a version or revision recorded for a slot", params["rollback_to"])
+    validate_autoscaler(params.get("autoscaler"))
     HealthSpec(params.get("health")).validate()
+
+
+def validate_autoscaler(spec: Any) -> None:
+    """An autoscaling/v2 HorizontalPodAutoscaler spec; the module fills in scaleTargetRef per slot."""
+    if spec is None:
+        return
+    if not isinstance(spec, dict):
+        raise _bad("autoscaler", "an autoscaling/v2 HorizontalPodAutoscaler spec (a dict)", type(spec).__name__)
+    if "scaleTargetRef" in spec:
+        raise _bad("autoscaler.scaleTargetRef", "absent: the module points the HPA at the serving slot", "set")
+    high, low = spec.get("maxReplicas"), spec.get("minReplicas", 1)
+    if not isinstance(high, int) or isinstance(high, bool) or high < 1:
+        raise _bad("autoscaler.maxReplicas", "an integer >= 1", high)
+    if not isinstance(low, int) or isinstance(low, bool) or not 1 <= low <= high:
+        raise _bad("autoscaler.minReplicas", "an integer between 1 and maxReplicas (%s)" % high, low)
 
 
 def validate_pod_template(template: Any, container: str) -> None:

@@ -14,7 +14,9 @@ engine therefore sees plain dicts shaped exactly like ``kubectl get -o json``.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlencode
@@ -44,6 +46,10 @@ except ImportError:
 
 FIELD_MANAGER = "userservice.deploy"
 DEFAULT_REQUEST_TIMEOUT = 30.0
+# Reads are retried on transient failures (no answer, 429, 5xx) for this long: well inside the release
+# lease's TTL (60 s by default, renewed every TTL/3), so a retried renewal still lands before expiry.
+RETRY_DEADLINE = 20.0
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
 
 def _env(*names: str) -> Dict[str, Any]:
@@ -159,10 +165,12 @@ def build_api_client(params: Dict[str, Any]) -> Any:
 
 
 class Response:
-    def __init__(self, status: int, body: bytes, content_type: str = "") -> None:
+    def __init__(self, status: int, body: bytes, content_type: str = "", date: str = "") -> None:
         self.status = status
         self.body = body
         self.content_type = content_type
+        # The API server's own clock (HTTP Date header): lease expiry is judged on it, not on ours.
+        self.date = date
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -231,7 +239,7 @@ class ApiClientTransport:
                 seen="%s: %s" % (type(exc).__name__, exc),
                 hint="Check host/kubeconfig, the network path and validate_certs/ca_cert",
             ) from exc
-        return Response(raw.status, raw.data or b"", raw.headers.get("Content-Type", ""))
+        return Response(raw.status, raw.data or b"", raw.headers.get("Content-Type", ""), raw.headers.get("Date", ""))
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +255,16 @@ RESOURCES: Dict[str, Tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
 }
+
+
+def is_transient(exc: Exception) -> bool:
+    """An API failure worth retrying: no answer at all, throttling, or a server-side error."""
+    if isinstance(exc, ApiUnreachableError):
+        return True
+    return isinstance(exc, ApiError) and exc.status in TRANSIENT_STATUSES
+
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -351,10 +368,36 @@ class KubeClient:
     change without persisting it.
     """
 
-    def __init__(self, transport: Any, dry_run: bool = False, request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        dry_run: bool = False,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        retry_deadline: float = RETRY_DEADLINE,
+        sleep: Any = time.sleep,
+        monotonic: Any = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.dry_run = dry_run
         self.request_timeout = request_timeout
+        self.retry_deadline = retry_deadline
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.server_time: Optional[Any] = None
+        self.retries = 0
+
+    def server_now(self) -> Optional[Any]:
+        """The API server's time at its last answer (from the Date header), or None before any."""
+        return self.server_time
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
+        response = self.transport.request(method, path, **kwargs)
+        if getattr(response, "date", ""):
+            try:
+                self.server_time = email.utils.parsedate_to_datetime(response.date)
+            except (TypeError, ValueError):
+                pass
+        return response
 
     @classmethod
     def from_params(cls, params: Dict[str, Any], dry_run: bool = False) -> "KubeClient":
@@ -403,15 +446,28 @@ class KubeClient:
         body: Any = None,
         content_type: Optional[str] = None,
     ) -> Dict[str, Any]:
-        response = self.transport.request(
-            method,
-            self._path(kind, namespace, name if verb not in ("create", "list") else None),
-            query=query,
-            body=body,
-            content_type=content_type,
-            timeout=self.request_timeout,
-        )
-        raise_for_status(response, verb, kind, namespace, name)
+        deadline = self.monotonic() + self.retry_deadline
+        delay = 0.5
+        while True:
+            try:
+                response = self._send(
+                    method,
+                    self._path(kind, namespace, name if verb not in ("create", "list") else None),
+                    query=query,
+                    body=body,
+                    content_type=content_type,
+                    timeout=self.request_timeout,
+                )
+                raise_for_status(response, verb, kind, namespace, name)
+                break
+            except ApiError as exc:
+                # Only reads are repeated here: a write that timed out may have landed, and its caller
+                # (guarded by resourceVersion) is the one that knows how to re-check.
+                if method != "GET" or not is_transient(exc) or self.monotonic() + delay > deadline:
+                    raise
+                self.retries += 1
+                self.sleep(delay)
+                delay = min(delay * 2, 4.0)
         try:
             return response.json() if response.body else {}
         except ValueError as exc:
@@ -532,7 +588,7 @@ class KubeClient:
 
     def _proxy_get(self, resource: str, namespace: str, target: str, path: str, timeout: float) -> ProxyResponse:
         prefix = "/api/v1/namespaces/%s/%s/%s/proxy" % (quote(namespace, safe=""), resource, quote(target, safe=":"))
-        response = self.transport.request("GET", prefix + _proxy_path(path), timeout=timeout)
+        response = self._send("GET", prefix + _proxy_path(path), timeout=timeout)
         if response.status in (401, 403):
             # Only the API server's own refusal is an error; the app's 401/403 is an answer.
             try:

@@ -9,9 +9,17 @@ recorded; ``steal`` takes a live one on purpose. Every write carries the
 resourceVersion it was decided on, so two runs racing for the same lease cannot
 both win.
 
-Expiry compares the holder's ``renewTime`` with this machine's clock, like
-client-go leader election; keep the TTL well above the clock skew between the
-machines that run releases.
+Expiry never compares two machines' clocks. The API server stamps every write
+of the lease (``metadata.managedFields[].time``) and every answer (the HTTP
+``Date`` header) with its own clock, so the lease's age is the server's "now"
+minus the server's time of the last write, whatever the clocks of the holder
+and of this runner say. Only when the server gives neither (a fake, an old
+proxy) does the age fall back to the holder's ``renewTime`` against this
+machine's clock.
+
+The holder is the identity of whoever runs the release (operator, AWX job, CI
+run URL) plus a per-run nonce, so two jobs with the same identity (two jobs of
+one CI run, Jenkins parallel stages) never share the lease.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ import socket
 from typing import Any, Dict, Mapping, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    ApiError,
+    ApiUnreachableError,
     ConflictError,
     InvalidArgumentError,
     LockHeldError,
@@ -69,6 +79,13 @@ def holder_identity(
         except (KeyError, OSError):
             user = "unknown"
     return "%s@%s pid %d" % (user, host, os.getpid() if pid is None else pid)
+
+
+def last_server_write(lease: Dict[str, Any]) -> Optional[datetime.datetime]:
+    """When the API server last stored a change to the lease, by its own clock."""
+    times = [parse_time(entry.get("time")) for entry in (lease.get("metadata") or {}).get("managedFields") or []]
+    times = [t for t in times if t is not None]
+    return max(times) if times else None
 
 
 def lease_expiry(lease: Dict[str, Any]) -> Optional[datetime.datetime]:
@@ -155,6 +172,30 @@ class LeaseLock:
     def read(self) -> Optional[Dict[str, Any]]:
         return self.client.read_optional("Lease", self.namespace, self.name)
 
+    def remaining(self, lease: Dict[str, Any]) -> Optional[float]:
+        """Seconds until the lease expires (<= 0: expired), judged on one clock; None if it never expires."""
+        duration = (lease.get("spec") or {}).get("leaseDurationSeconds")
+        if duration is None:
+            return None
+        server_now = getattr(self.client, "server_now", lambda: None)()
+        written = last_server_write(lease)
+        if server_now is not None and written is not None:
+            return float(duration) - (server_now - written).total_seconds()
+        expiry = lease_expiry(lease)
+        if expiry is None:
+            return None
+        return (expiry - self._now()).total_seconds()
+
+    def _live_holder(self, lease: Optional[Dict[str, Any]]) -> Optional[str]:
+        """The holder of a live lease that is not us, or None."""
+        if lease is None:
+            return None
+        holder = (lease.get("spec") or {}).get("holderIdentity")
+        if not holder or holder == self.holder:
+            return None
+        left = self.remaining(lease)
+        return holder if left is not None and left > 0 else None
+
     def _spec_for_us(self, now: str, lease: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         old = (lease or {}).get("spec") or {}
         same_holder = old.get("holderIdentity") == self.holder
@@ -169,16 +210,17 @@ class LeaseLock:
 
     # -- operations ------------------------------------------------------------
 
-    def check(self) -> Optional[Dict[str, Any]]:
-        """Read-only: raise LockHeldError if a live lease belongs to someone else (for check mode)."""
+    def check(self, steal: bool = False) -> Optional[str]:
+        """Read-only (check mode): the live holder a real run would have to steal from, or None.
+
+        Without ``steal`` a live holder is an error, as it would be for the real run; with it, the plan
+        reports the holder instead, so ``lock_steal`` works through a plan-then-run playbook.
+        """
         lease = self.read()
-        if lease is None:
-            return None
-        holder = (lease.get("spec") or {}).get("holderIdentity")
-        expiry = lease_expiry(lease)
-        if holder and holder != self.holder and expiry is not None and expiry > self._now():
-            raise self._held_error(lease)
-        return lease
+        holder = self._live_holder(lease)
+        if holder and not steal:
+            raise self._held_error(lease or {})
+        return holder
 
     def acquire(self, steal: bool = False) -> LockInfo:
         """Take the lease, or fail fast naming its holder and when it expires."""
@@ -207,7 +249,7 @@ class LeaseLock:
             expiry = lease_expiry(lease)
             takeover = None
             if current and current != self.holder:
-                if expiry is not None and expiry <= now:
+                if self._live_holder(lease) is None:
                     takeover = "expired"
                 elif steal:
                     takeover = "stolen"
@@ -252,8 +294,26 @@ class LeaseLock:
         expiry = now + datetime.timedelta(seconds=self.ttl)
         return LockInfo(self.holder, self.resource_version or "", isoformat(expiry), created=created_new, **kwargs)
 
-    def renew(self) -> str:
-        """Push renewTime forward; LockLostError if someone else holds the lease now."""
+    def renew(self, deadline: float = 20.0) -> str:
+        """Push renewTime forward; LockLostError if someone else holds the lease now.
+
+        A renewal that gets no answer (or a 429/5xx) is retried with backoff for ``deadline`` seconds, well
+        inside the TTL: one dropped request must not cost the run its lease. A retried write that had
+        landed comes back as a 409, and the re-read then confirms we still hold the lease.
+        """
+        give_up = self.clock.monotonic() + deadline
+        delay = 0.5
+        while True:
+            try:
+                return self._renew_once()
+            except (ApiUnreachableError, ApiError) as exc:
+                transient = isinstance(exc, ApiUnreachableError) or exc.status in (429, 500, 502, 503, 504)
+                if isinstance(exc, ConflictError) or not transient or self.clock.monotonic() + delay > give_up:
+                    raise
+                self.clock.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    def _renew_once(self) -> str:
         for _attempt in range(ATTEMPTS):
             version = self.resource_version
             if version is None:

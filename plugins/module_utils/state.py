@@ -28,6 +28,14 @@ HISTORY_LIMIT = 10
 SLOTS = ("blue", "green")
 
 REST_PHASES = ("idle", "done", "failed", "rolled_back", "aborted")
+# What a slot's history says about it: rollback, abort and the monitor decide on this, never on guesses.
+#   unverified  deployed, never passed its gates and served (a dead run's target stays here until superseded)
+#   served      passed its gates and served traffic
+#   failed      failed a gate, an analysis or a verification, before or after the switch, or its run died
+#   rolled_back served, then traffic was rolled back away from it (a rollback never goes back to it by itself)
+SLOT_STATUSES = ("unverified", "served", "failed", "rolled_back")
+# Actions whose run moves traffic to their target: only these may be resumed after their switch.
+SWITCHING_ACTIONS = ("release", "promote")
 ACTIVE_PHASES = ("deploying", "gating", "analysing", "switched", "verifying")
 PHASES = REST_PHASES + ACTIVE_PHASES
 OUTCOMES = ("done", "failed", "rolled_back", "aborted")
@@ -61,6 +69,7 @@ def new_state(app: str) -> Dict[str, Any]:
         "run": None,
         "history": [],
         "last_failure": None,
+        "draining": None,
         "updated_at": None,
     }
 
@@ -112,17 +121,22 @@ def begin_run(
             data={"run": in_flight, "phase": state["phase"]},
         )
     new = _copy(state)
+    resumed = in_flight if in_flight and resume else None
     new["phase"] = phase
     new["run"] = {
         "id": run_id,
         "action": action,
         "holder": holder,
         "target_slot": target_slot,
-        "previous_slot": state.get("active_slot"),
+        # A resumed run continues the dead one: what served before it and when it began are the dead run's
+        # facts. Taking them from the record now would name the slot it already switched to as "previous".
+        "previous_slot": resumed.get("previous_slot") if resumed else state.get("active_slot"),
         "step": phase,
-        "started_at": now,
-        "resumed_from": in_flight.get("id") if in_flight and resume else None,
+        "started_at": resumed.get("started_at", now) if resumed else now,
+        "resumed_from": resumed.get("id") if resumed else None,
     }
+    if resumed and resumed.get("switched_at"):
+        new["run"]["switched_at"] = resumed["switched_at"]
     new["updated_at"] = now
     return new
 
@@ -147,6 +161,7 @@ def set_slot(
     now: str,
     version: Optional[str] = None,
     config_refs: Optional[List[str]] = None,
+    replicas: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Record what a slot now runs; the revision counts every new pod template."""
     other_slot(slot)
@@ -156,14 +171,85 @@ def set_slot(
     current = new["slots"].get(slot) or {}
     if current.get("image") != image or current.get("config_refs") != list(config_refs or []):
         new["revision"] = int(new.get("revision") or 0) + 1
+    same = current.get("image") == image and current.get("config_refs") == list(config_refs or [])
+    keep = same and current.get("status") in ("served", "rolled_back")
     new["slots"][slot] = {
         "image": image,
         "digest": image.split("@", 1)[1],
         "version": version,
         "config_refs": list(config_refs or []),
         "revision": new["revision"],
-        "deployed_at": now if current.get("image") != image else current.get("deployed_at", now),
+        "deployed_at": current.get("deployed_at", now) if same else now,
+        # What the slot runs now has not served yet; the same template keeps what it earned.
+        # What the slot runs now must prove itself again, unless this very template already served.
+        "status": current["status"] if keep else "unverified",
+        "status_reason": current.get("status_reason") if keep else "deployed by run %s" % _run_id(new),
+        "status_at": current.get("status_at", now) if keep else now,
     }
+    if replicas is not None:
+        new["slots"][slot]["replicas"] = replicas
+    elif same and current.get("replicas") is not None:
+        new["slots"][slot]["replicas"] = current["replicas"]
+    new["updated_at"] = now
+    return new
+
+
+def _run_id(state: Dict[str, Any]) -> Optional[str]:
+    return (state.get("run") or {}).get("id")
+
+
+def slot_status(state: Optional[Dict[str, Any]], slot: Optional[str]) -> Optional[str]:
+    """A slot's status; records written before statuses existed count a slot with ``failed_at`` as failed."""
+    if not slot:
+        return None
+    entry = ((state or {}).get("slots") or {}).get(slot)
+    if not entry:
+        return None
+    if entry.get("status") in SLOT_STATUSES:
+        return entry["status"]
+    return "failed" if entry.get("failed_at") else "served"
+
+
+def mark_slot(state: Dict[str, Any], slot: str, status: str, *, now: str, reason: str) -> Dict[str, Any]:
+    """Record what a slot proved (or failed to prove), with the reason, as data."""
+    if status not in SLOT_STATUSES:
+        raise InvalidStateError("unknown slot status", expected=", ".join(SLOT_STATUSES), seen=status)
+    new = _copy(state)
+    entry = (new.get("slots") or {}).get(slot)
+    if entry is None:
+        return new
+    entry.update(status=status, status_reason=reason, status_at=now)
+    if status == "failed":
+        entry["failed_at"] = now
+    else:
+        entry.pop("failed_at", None)
+    new["updated_at"] = now
+    return new
+
+
+def record_revert(state: Dict[str, Any], slot: str, *, now: str) -> Dict[str, Any]:
+    """Traffic went back to ``slot`` within the same run; a preview of that slot is no longer pending."""
+    new = _copy(state)
+    new["active_slot"] = slot
+    if new.get("pending_slot") == slot:
+        new["pending_slot"] = None
+    if new.get("run"):
+        new["run"]["reverted_at"] = now
+    new["updated_at"] = now
+    return new
+
+
+def start_draining(state: Dict[str, Any], slot: str, *, run_id: str, due: str, now: str) -> Dict[str, Any]:
+    """The previous slot is kept warm until ``due``, without the lease: a rollback may pre-empt the scale-down."""
+    new = _copy(state)
+    new["draining"] = {"slot": slot, "run_id": run_id, "due": due}
+    new["updated_at"] = now
+    return new
+
+
+def stop_draining(state: Dict[str, Any], *, now: str) -> Dict[str, Any]:
+    new = _copy(state)
+    new["draining"] = None
     new["updated_at"] = now
     return new
 
@@ -216,8 +302,10 @@ def finish_run(
         "outcome": outcome,
         "phase_reached": state["phase"],
         "active_slot": active,
+        "target_slot": run.get("target_slot"),
         "image": (new["slots"].get(active) or {}).get("image") if active else None,
-        "revision": new.get("revision"),
+        "version": (new["slots"].get(active) or {}).get("version") if active else None,
+        "revision": (new["slots"].get(active) or {}).get("revision") if active else new.get("revision"),
         "started_at": run["started_at"],
         "finished_at": now,
     }

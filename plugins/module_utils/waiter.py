@@ -265,6 +265,12 @@ def wait_for_rollout(
 
     def step() -> StepResult:
         deployment = client.read_deployment(namespace, name)
+        generation = int(_meta(deployment).get("generation") or 0)
+        observed = int(_status(deployment).get("observedGeneration") or 0)
+        if observed < generation:
+            # Conditions of an older generation (a previous release's ProgressDeadlineExceeded) say
+            # nothing about this one: trust them only once the controller has seen the new spec.
+            return False, "controller has observed generation %d of %d" % (observed, generation)
         deadline = progress_deadline_exceeded(deployment)
         if deadline:
             raise RolloutFailedError(

@@ -24,7 +24,13 @@ description:
     that was not promoted.
   - The release state (active slot, images by digest, revision, bounded history, last failure as data) is kept in
     the ConfigMap C(<app>-release); the Lease C(<app>-release) is the lock. A run that died is resumed by the next
-    run of the same release.
+    run of the same release, or superseded by another action (its never-served slot is then marked failed).
+  - Each slot carries its history as data, C(unverified), C(served), C(failed) or C(rolled_back) with a reason.
+    Rollback goes to the slot that served before the current one and is idempotent; it refuses a failed or
+    unverified slot and a preview waiting for approval. Abort removes only a slot that never served.
+  - No action ever scales down, deletes or replaces the pod template of the Deployment the live Service selects:
+    the Service is read again right before every such write, and the write is refused if it selects that
+    Deployment's pods.
   - Check mode returns the ordered plan of every step and writes nothing; diff mode shows the selector and replica
     changes.
 author:
@@ -37,7 +43,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Returns the plan; no object, state record or lock is written (the lock is only checked).
+    description:
+      - Returns the plan; no object, state record or lock is written. The lock is only checked; with O(lock_steal)
+        the plan names the holder it would take over instead of failing.
   diff_mode:
     support: full
     description: Shows Service selector and Deployment replica and image changes. No Secret values are involved.
@@ -82,7 +90,9 @@ options:
     description: Container of O(pod_template) that runs O(image). Defaults to O(app).
     type: str
   replicas:
-    description: Replicas of the new slot.
+    description:
+      - The least number of replicas of the new slot. The slot starts at the size that serves now when that is
+        larger (the serving slot's replicas, and its HPA's current and desired replicas with O(autoscaler)).
     type: int
     default: 1
   progress_deadline_seconds:
@@ -111,7 +121,9 @@ options:
   scale_down_delay:
     description:
       - Seconds the previous slot stays warm after the switch (for an instant rollback) before it is scaled to 0.
-        The module waits for it. V(-1) keeps the previous slot running.
+        The module waits for it without holding the lock (the record says C(draining)), so a rollback started
+        meanwhile takes over at once and the scale-down is skipped; if the module dies meanwhile, the next run
+        performs the due scale-down. V(-1) keeps the previous slot running.
     type: int
     default: 30
   on_failure:
@@ -140,6 +152,27 @@ options:
     description: Runs kept in the history of the state record.
     type: int
     default: 10
+  rollback_to:
+    description:
+      - With O(state=rolled_back), the version (or the revision number) to roll back to, instead of the last slot
+        that served before the current one. It must be what a slot still holds; a slot that failed or never served
+        is refused. Naming the version that already serves is a no-op.
+    type: str
+  post_switch_watch:
+    description:
+      - Seconds after a verified switch during which the serving pods must stay Ready, must not restart and the
+        Service must answer the health path. A failure switches traffic back, like a failed post-promotion
+        analysis. It runs whether or not analysis is configured. V(0) turns it off.
+    type: float
+    default: 10
+  autoscaler:
+    description:
+      - An C(autoscaling/v2) HorizontalPodAutoscaler spec without C(scaleTargetRef). When set, the module points an
+        HPA named after the serving slot's Deployment at that slot right after every verified move of traffic
+        (release, switch back, rollback) and removes the other slot's HPA, and it sizes a new slot from the live
+        count of the serving slot and its HPA instead of O(replicas) alone.
+      - Unset, the module leaves HPAs alone.
+    type: dict
 requirements:
   - kubernetes >= 24.2.0
 """
@@ -234,8 +267,47 @@ scaled_down:
   returned: when the previous slot was scaled down
   type: dict
 lock:
-  description: The lock taken (holder, expiry, whether it was taken over from a dead run).
-  returned: when the lock was taken
+  description:
+    - The lock taken (holder, expiry, whether it was taken over from a dead run). In check mode with
+      O(lock_steal), the live holder the run would take over (C(holder), C(would_steal)).
+  returned: when the lock was taken or checked with a live holder
+  type: dict
+pending_slot:
+  description: The slot holding a previewed (or paused) release, waiting for O(state=promoted) or O(state=aborted).
+  returned: when a preview was left pending
+  type: str
+aborted_slot:
+  description: The slot whose Deployment abort removed.
+  returned: with O(state=aborted)
+  type: str
+kept_slot:
+  description: A slot abort did not remove because its history shows it served traffic.
+  returned: when abort kept a slot
+  type: str
+instant:
+  description: Whether the rollback target was warm (no new pods needed).
+  returned: with O(state=rolled_back) or O(state=monitored) when a rollback was planned
+  type: bool
+replicas:
+  description: Replicas the new (or rolled back to) slot starts with, sized from what serves now.
+  returned: when a slot is deployed or rolled back to
+  type: int
+breach:
+  description: The failure of the monitor's analysis that triggered an automatic rollback.
+  returned: with O(state=monitored) on a V(fail) verdict
+  type: dict
+interrupted_run:
+  description: The run the record showed in flight (its holder died); it was resumed or superseded.
+  returned: when a dead run was found
+  type: dict
+verified_endpoints:
+  description: The Service's ready endpoint addresses after the verified switch.
+  returned: when traffic moved
+  type: list
+  elements: str
+autoscaler:
+  description: What the module did to the HPAs after traffic moved (C(serving), C(applied), C(removed)).
+  returned: when traffic moved
   type: dict
 message:
   description: Why nothing had to be done.

@@ -141,8 +141,41 @@ class FakeKube:
         self.calls.append(("service-proxy", service, str(port), path))
         return self.proxy(namespace, service, port, path, timeout)
 
+    def replace(self, kind: str, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        name = body["metadata"]["name"]
+        self.calls.append(("replace", kind, name))
+        if self.before_write:
+            self.before_write("replace", kind, name)
+        current = self.read(kind, namespace, name)
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and current["metadata"]["resourceVersion"] != wanted:
+            raise ConflictError("conflict", status=409, kind=kind, namespace=namespace, name=name)
+        body = copy.deepcopy(body)
+        body.setdefault("status", current.get("status"))
+        return copy.deepcopy(self.put(kind, namespace, body))
+
+    def delete(self, kind: str, namespace: str, name: str, resource_version: Optional[str] = None) -> Dict[str, Any]:
+        self.calls.append(("delete", kind, name))
+        if self.before_write:
+            self.before_write("delete", kind, name)
+        if (kind, namespace, name) not in self.objects:
+            raise NotFoundError("not found", status=404, kind=kind, namespace=namespace, name=name)
+        return self.objects.pop((kind, namespace, name))
+
+    def list(self, kind: str, namespace: str, selector: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
+        self.calls.append(("list", kind, json.dumps(selector or {}, sort_keys=True)))
+        if kind == "Pod":
+            items: List[Dict[str, Any]] = list(self.pods)
+        else:
+            items = [obj for (k, ns, _name), obj in self.objects.items() if k == kind and ns == namespace]
+        return [
+            copy.deepcopy(item)
+            for item in items
+            if all(((item.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in (selector or {}).items())
+        ]
+
     def writes(self) -> List[Tuple[str, ...]]:
-        return [c for c in self.calls if c[0] in ("create", "patch")]
+        return [c for c in self.calls if c[0] in ("create", "patch", "replace", "delete")]
 
 
 class FakeHttp:
@@ -155,7 +188,9 @@ class FakeHttp:
     def __call__(self, url: str, headers: Dict[str, str], timeout: float, validate_certs: bool) -> HttpResponse:
         self.urls.append(url)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
+        if callable(answer):
+            answer = answer()
+        if isinstance(answer, BaseException):
             raise answer
         status, body = answer
         return HttpResponse(status, body if isinstance(body, bytes) else json.dumps(body).encode())

@@ -13,7 +13,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args 
     BLUEGREEN_OPTIONS,
     validate_params,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_slots import build_deployment
+from ansible_collections.userservice.deploy.plugins.module_utils.deployments import build_deployment
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     InvalidArgumentError,
     InvalidStateError,
@@ -75,11 +75,14 @@ def test_check_mode_plans_a_first_release_and_writes_nothing(kube: Any, clock: A
     result = engine(kube, clock, check_mode=True).run()
     actions = [(step["action"], step["kind"]) for step in result["plan"]]
     assert actions == [
+        # The name-only Service is first pinned, so the new slot's pods get no traffic before the gate.
+        ("patch", "Service"),
         ("create", "Deployment"),
         ("wait", "Deployment"),
         ("gate", "Deployment"),
         ("patch", "Service"),
         ("verify", "Service"),
+        ("watch", "Deployment"),
     ]
     assert result["changed"] is True and result["target_slot"] == "blue"
     after = result["diff"]["after"]["Service/user-service"]["spec.selector"]
@@ -135,4 +138,4 @@ def test_rollback_refuses_a_slot_whose_release_failed_before_the_switch(kube: An
     kube.put("ConfigMap", NS, {"metadata": {"name": "user-service-release"}, "data": {DATA_KEY: json.dumps(state)}})
     with pytest.raises(InvalidStateError) as info:
         engine(kube, clock, check_mode=True, state="rolled_back").run()
-    assert "failed before it got traffic" in str(info.value)
+    assert "it is failed" in str(info.value) and "2026-11-27" in str(info.value)

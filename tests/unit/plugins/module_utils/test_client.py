@@ -293,3 +293,54 @@ class TestConfiguration:
 
         require_libraries(Module())
         assert "kubernetes" in failures[0]["msg"] and "No module named" in failures[0]["exception"]
+
+
+class RaisingTransport(FakeTransport):
+    """Answers from a script in which an exception stands for a request that got no answer."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Response:  # type: ignore[override]
+        self.requests.append(dict(method=method, path=path))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class TestTransientRetries:
+    def client(self, *answers: Any) -> Any:
+        slept: List[float] = []
+        transport = RaisingTransport(*answers)
+        return KubeClient(transport, sleep=slept.append, monotonic=lambda: sum(slept)), transport, slept
+
+    def test_a_read_survives_a_reset_a_429_and_a_503(self) -> None:
+        unreachable = ApiUnreachableError("no answer from the Kubernetes API server", seen="reset")
+        kube, transport, slept = self.client(
+            unreachable,
+            status(429, "TooManyRequests", "slow down"),
+            status(503, "ServiceUnavailable", "x"),
+            ok({"a": 1}),
+        )
+        assert kube.read("Service", "ns", "svc") == {"a": 1}
+        assert len(transport.requests) == 4 and slept == [0.5, 1.0, 2.0] and kube.retries == 3
+
+    def test_reads_give_up_at_the_deadline(self) -> None:
+        kube, transport, slept = self.client(status(503, "ServiceUnavailable", "down"))
+        with pytest.raises(ApiError) as info:
+            kube.read("Service", "ns", "svc")
+        assert info.value.status == 503 and sum(slept) <= client_mod.RETRY_DEADLINE
+
+    def test_writes_and_definite_answers_are_not_repeated(self) -> None:
+        kube, transport, _slept = self.client(status(503, "ServiceUnavailable", "down"))
+        with pytest.raises(ApiError):
+            kube.patch("Service", "ns", "svc", {"spec": {}})
+        assert len(transport.requests) == 1
+        kube, transport, _slept = self.client(status(404, "NotFound", "gone"))
+        with pytest.raises(NotFoundError):
+            kube.read("Service", "ns", "svc")
+        assert len(transport.requests) == 1
+
+    def test_the_server_clock_comes_from_the_date_header(self) -> None:
+        answer = Response(200, b"{}", "application/json", "Wed, 02 Dec 2026 00:00:00 GMT")
+        kube, _transport, _slept = self.client(answer)
+        kube.read("Lease", "ns", "l")
+        assert kube.server_now().isoformat() == "2026-12-02T00:00:00+00:00"

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, Dict
 
 import pytest
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    ApiError,
+    ApiUnreachableError,
     ConflictError,
     InvalidArgumentError,
     LockHeldError,
@@ -141,8 +144,9 @@ class TestAcquire:
         n = len(kube.writes())
         with pytest.raises(LockHeldError):
             lock(kube, clock).check()
+        assert lock(kube, clock).check(steal=True) == "other"
         clock.advance(100)
-        assert lock(kube, clock).check() is not None
+        assert lock(kube, clock).check() is None
         assert len(kube.writes()) == n
 
     def test_ttl_validated(self, kube: FakeKube, clock: FakeClock) -> None:
@@ -187,3 +191,37 @@ class TestRenewRelease:
             beat()
             clock.advance(5)
         assert beat.renewals == 3  # at 10, 20, 30 s
+
+
+class TestOneClock:
+    """Expiry is judged on the API server's clock, whatever the runner's clock says (client-go's rule)."""
+
+    def test_a_runner_clock_far_ahead_does_not_take_a_live_lease(self, kube: FakeKube, clock: FakeClock) -> None:
+        lock(kube, clock, holder="other").acquire()
+        written = datetime.datetime(2026, 12, 2, 0, 0, 0, tzinfo=datetime.timezone.utc)
+        kube.objects[KEY]["metadata"]["managedFields"] = [
+            {"manager": "userservice.deploy", "time": written.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        ]
+        kube.server_now = lambda: written + datetime.timedelta(seconds=20)  # type: ignore[attr-defined]
+        clock.advance(3600)  # this runner's clock is an hour ahead
+        with pytest.raises(LockHeldError):
+            lock(kube, clock).acquire()
+        kube.server_now = lambda: written + datetime.timedelta(seconds=61)  # type: ignore[attr-defined]
+        assert lock(kube, clock).acquire().takeover == "expired"
+
+
+class TestRenewRetries:
+    def test_a_renewal_that_gets_no_answer_is_retried(self, kube: FakeKube, clock: FakeClock) -> None:
+        held = lock(kube, clock)
+        held.acquire()
+        failures = [ApiUnreachableError("no answer", seen="timeout"), ApiError("busy", status=503)]
+        real = kube.patch
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if failures:
+                raise failures.pop(0)
+            return real(*args, **kwargs)
+
+        kube.patch = flaky  # type: ignore[method-assign]
+        held.renew()
+        assert failures == [] and clock.sleeps[-2:] == [0.5, 1.0]

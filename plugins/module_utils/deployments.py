@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, userservice.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The slot Deployments of a blue/green release: names, selectors, the desired object, what a live one runs."""
+"""The Deployments a release runs (blue/green slots, later canary tracks): names, labels, the desired
+object, and what a live one runs. Nothing here talks to the cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ NAME_LABEL = "app.kubernetes.io/name"
 VERSION_LABEL = "app.kubernetes.io/version"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 SLOT_LABEL = "deploy.userservice.io/slot"
+TRACK_LABEL = "deploy.userservice.io/track"
+# Set by the Deployment controller on every pod of a ReplicaSet: it tells a rolling Deployment's pods apart.
+POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 TEMPLATE_HASH_ANNOTATION = "deploy.userservice.io/template-hash"
 MANAGER = "userservice.deploy"
 
@@ -100,3 +104,18 @@ def is_warm(deployment: Optional[Dict[str, Any]]) -> bool:
         and int(status.get("availableReplicas") or 0) >= want
         and int(status.get("updatedReplicas") or 0) >= want
     )
+
+
+def pod_labels_of(deployment: Optional[Dict[str, Any]]) -> Dict[str, str]:
+    if deployment is None:
+        return {}
+    return dict(((((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {})
+
+
+def selects(selector: Optional[Dict[str, str]], labels: Dict[str, str]) -> bool:
+    """Whether a Service selector picks pods with these labels (an empty selector picks nothing)."""
+    return bool(selector) and all(labels.get(key) == value for key, value in (selector or {}).items())
+
+
+def available_replicas_of(deployment: Optional[Dict[str, Any]]) -> int:
+    return int(((deployment or {}).get("status") or {}).get("availableReplicas") or 0)
