@@ -35,14 +35,17 @@ class Autoscaler:
         app: str,
         spec: Optional[Dict[str, Any]],
         *,
+        manage: bool = True,
         before_write: Callable[[], None],
         log: Callable[[str], None],
     ) -> None:
         self.client = client
         self.ns = namespace
         self.app = app
-        # autoscaling/v2 HPA spec without scaleTargetRef; None: the release does not manage an HPA.
+        # autoscaling/v2 HPA spec without scaleTargetRef. None: an existing slot HPA follows traffic with
+        # its own spec (a rollback or monitor run has no new spec to give).
         self.spec = spec
+        self.manage = manage
         self.before_write = before_write
         self.log = log
 
@@ -63,8 +66,19 @@ class Autoscaler:
     def size_for(self, floor: int, serving: Optional[Dict[str, Any]]) -> int:
         return max(int(floor), self.live_size(serving))
 
-    def desired(self, deployment_name: str) -> Dict[str, Any]:
-        spec = json.loads(json.dumps(self.spec or {}))
+    def spec_to_follow(self, names: Any) -> Optional[Dict[str, Any]]:
+        if self.spec is not None:
+            return self.spec
+        for name in names:
+            hpa = self.read(name)
+            if hpa is not None:
+                spec = dict(hpa.get("spec") or {})
+                spec.pop("scaleTargetRef", None)
+                return spec
+        return None
+
+    def desired(self, deployment_name: str, spec: Dict[str, Any]) -> Dict[str, Any]:
+        spec = json.loads(json.dumps(spec))
         spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name}
         return {
             "apiVersion": "autoscaling/v2",
@@ -82,9 +96,11 @@ class Autoscaler:
     def follow(self, serving: str, others: Any) -> Dict[str, Any]:
         """Point the HPA at ``serving`` and remove the others' HPAs; returns what it did, as data."""
         done: Dict[str, Any] = {"serving": serving, "applied": False, "removed": []}
-        if self.spec is None:
+        others = list(others)
+        spec = self.spec_to_follow([serving] + [name for name in others if name != serving]) if self.manage else None
+        if spec is None:
             return done
-        desired = self.desired(serving)
+        desired = self.desired(serving, spec)
         current = self.read(serving)
         if current is None:
             self.before_write()

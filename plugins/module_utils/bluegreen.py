@@ -201,7 +201,13 @@ class BlueGreen:
             log=self.log,
         )
         self.autoscaler = Autoscaler(
-            client, self.ns, self.app, params.get("autoscaler"), before_write=self.job.confirm_lock, log=self.log
+            client,
+            self.ns,
+            self.app,
+            params.get("autoscaler"),
+            manage=params.get("manage_autoscaler", True),
+            before_write=self.job.confirm_lock,
+            log=self.log,
         )
         self.prometheus = prometheus
         # (selector, pinned selector) when a first release must first pin a name-only Service.
@@ -775,7 +781,7 @@ class BlueGreen:
             gate={"timeout": self.params["verify_timeout"]},
             note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
         )
-        if self.params.get("autoscaler") is not None:
+        if self.autoscaler.manage and self.autoscaler.spec_to_follow([self.name(slot) for slot in SLOTS]) is not None:
             self.job.add_step(
                 "apply",
                 "HorizontalPodAutoscaler",

@@ -35,6 +35,7 @@ BLUEGREEN_OPTIONS: Dict[str, Dict[str, Any]] = {
     "rollback_to": dict(type="str"),
     "post_switch_watch": dict(type="float", default=10.0),
     "autoscaler": dict(type="dict"),
+    "manage_autoscaler": dict(type="bool", default=True),
 }
 
 DNS_LABEL = "abcdefghijklmnopqrstuvwxyz0123456789-"

@@ -171,8 +171,13 @@ options:
         HPA named after the serving slot's Deployment at that slot right after every verified move of traffic
         (release, switch back, rollback) and removes the other slot's HPA, and it sizes a new slot from the live
         count of the serving slot and its HPA instead of O(replicas) alone.
-      - Unset, the module leaves HPAs alone.
+      - Unset, an HPA that already targets one of the slots follows traffic with its own spec (what a rollback or
+        O(state=monitored) run, which render no new spec, rely on).
     type: dict
+  manage_autoscaler:
+    description: V(false) leaves every HorizontalPodAutoscaler alone.
+    type: bool
+    default: true
 requirements:
   - kubernetes >= 24.2.0
 """

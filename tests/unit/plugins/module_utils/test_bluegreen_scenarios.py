@@ -542,3 +542,13 @@ def test_a_lease_lost_before_the_scale_down_leaves_it_to_the_next_run(cluster: C
     assert cluster.selector_slot() == "green" and cluster.kube.replicas(NS)["blue"] == 2
     assert "scaled_down" not in result and any("thief" in w for w in engine.warnings)
     assert cluster.record()["draining"]["slot"] == "blue"
+
+
+def test_m8_a_rollback_moves_the_existing_hpa_with_traffic(cluster: Cluster) -> None:
+    cluster.run(autoscaler=HPA)
+    cluster.run(version="2.0.0", autoscaler=HPA)
+    cluster.run("rolled_back")  # a rollback renders no spec: the live HPA's own spec follows
+    assert ("HorizontalPodAutoscaler", NS, "user-service-blue") in cluster.kube.objects
+    assert ("HorizontalPodAutoscaler", NS, "user-service-green") not in cluster.kube.objects
+    target = cluster.kube.objects[("HorizontalPodAutoscaler", NS, "user-service-blue")]["spec"]["scaleTargetRef"]
+    assert target["name"] == "user-service-blue"
