@@ -248,7 +248,8 @@ class TestErrors:
         assert "post-promotion analysis could not measure: check errors" in str(error)
         assert "no verdict on the release" in str(error)
         failed = run([prom_check()], [(200, prom_vector(0.3))], FakeClock())
-        assert type(analysis_error(failed, "post-promotion")) is AnalysisFailedError
+        failure = analysis_error(failed, "post-promotion")
+        assert isinstance(failure, AnalysisFailedError) and not isinstance(failure, AnalysisMeasurementError)
 
     def test_fail_outranks_error(self, clock: FakeClock) -> None:
         checks = [

@@ -99,13 +99,15 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApiServer:
     return server
 
 
-def run_module(capsys: pytest.CaptureFixture[str], **args: Any) -> Tuple[Dict[str, Any], str]:
+def run_module(capsys: pytest.CaptureFixture[str], **args: Any) -> Dict[str, Any]:
+    """The module's result, with its exit code as ``rc`` and everything it printed as ``stdout``."""
     with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
         http_check.main()
     out = capsys.readouterr().out
     result = json.loads(out)
     result["rc"] = exit_info.value.code
-    return result, out
+    result["stdout"] = out
+    return result
 
 
 URL = "https://user-service.staging.example/api/health/status"
@@ -116,7 +118,7 @@ class TestUrls:
         self, web: FakeWeb, clock: FakeClock, capsys: pytest.CaptureFixture[str]
     ) -> None:
         web.answers[URL] = [HEALTHY]
-        result, _ = run_module(capsys, url=[URL], json_path="status", value="ok", consecutive=3, interval=2)
+        result = run_module(capsys, url=[URL], json_path="status", value="ok", consecutive=3, interval=2)
         assert result["rc"] == 0 and result["passed"] is True and result["changed"] is False
         target = result["targets"][0]
         assert target["target"] == "GET " + URL
@@ -127,7 +129,7 @@ class TestUrls:
 
     def test_retries_cover_a_slow_start(self, web: FakeWeb, capsys: pytest.CaptureFixture[str]) -> None:
         web.answers[URL] = [STARTING, URLError(ConnectionRefusedError(111, "Connection refused")), HEALTHY]
-        result, _ = run_module(capsys, url=[URL], retries=2, consecutive=2)
+        result = run_module(capsys, url=[URL], retries=2, consecutive=2)
         target = result["targets"][0]
         assert result["passed"] and target["attempts"] == 4 and target["failures"] == 2
         assert "no answer: URLError" in target["probes"][1]["reason"]
@@ -138,29 +140,29 @@ class TestUrls:
     ) -> None:
         url = "https://smoke:s3cr3t-pw@user-service.staging.example/api/users"
         web.answers[url] = [STARTING]
-        result, out = run_module(capsys, url=[url], retries=1)
+        result = run_module(capsys, url=[url], retries=1)
         assert result["rc"] == 1 and result["passed"] is False
         assert result["msg"].startswith(
             "1 of 1 targets did not pass: GET https://***@user-service.staging.example/api/users failed 2 of 2 probes"
         )
-        assert "s3cr3t-pw" not in out and "hunter2" not in out
+        assert "s3cr3t-pw" not in result["stdout"] and "hunter2" not in result["stdout"]
         assert web.requests[0][0] == url  # the credentials did go to the target
 
     def test_latency_bound(self, web: FakeWeb, capsys: pytest.CaptureFixture[str]) -> None:
         web.answers[URL] = [HEALTHY]
         web.latency = 0.8
-        result, _ = run_module(capsys, url=[URL], max_latency=0.5)
+        result = run_module(capsys, url=[URL], max_latency=0.5)
         assert result["rc"] == 1
         assert "in 0.800s, more than max_latency 0.5s" in result["targets"][0]["reason"]
         assert result["targets"][0]["latency"] == 0.8
 
     def test_body_regex_and_numeric_bounds(self, web: FakeWeb, capsys: pytest.CaptureFixture[str]) -> None:
         web.answers[URL] = [(200, {"status": "ok", "pool": {"free": 3}}, "application/json")]
-        passed, _ = run_module(capsys, url=[URL], body_regex='"status": "ok"', json_path="pool.free", min=3)
+        passed = run_module(capsys, url=[URL], body_regex='"status": "ok"', json_path="pool.free", min=3)
         assert passed["rc"] == 0 and passed["targets"][0]["value"] == 3.0
-        failed, _ = run_module(capsys, url=[URL], json_path="pool.free", min=4)
+        failed = run_module(capsys, url=[URL], json_path="pool.free", min=4)
         assert failed["rc"] == 1 and failed["targets"][0]["reason"] == "pool.free: 3 < min 4"
-        missing, _ = run_module(capsys, url=[URL], body_regex="degraded")
+        missing = run_module(capsys, url=[URL], body_regex="degraded")
         assert missing["rc"] == 1 and "body does not match 'degraded'" in missing["targets"][0]["reason"]
 
     def test_url_certificate_validation_can_be_turned_off(
@@ -174,7 +176,7 @@ class TestUrls:
         good, bad = URL, "http://127.0.0.1:9/"
         web.answers[good] = [HEALTHY]
         web.answers[bad] = [URLError("refused")]
-        result, _ = run_module(capsys, url=[bad, good], consecutive=2, retries=3)
+        result = run_module(capsys, url=[bad, good], consecutive=2, retries=3)
         by_target = {t["target"]: t for t in result["targets"]}
         assert by_target["GET " + good]["passed"] and not by_target["GET " + bad]["passed"]
         assert by_target["GET " + bad]["attempts"] == 4
@@ -185,7 +187,7 @@ class TestServices:
     def test_probe_goes_through_the_service_proxy(
         self, api: FakeApiServer, clock: FakeClock, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        result, _ = run_module(
+        result = run_module(
             capsys, namespace=NS, service=["user-service"], port="http", path="/api/health/status", consecutive=2
         )
         assert result["rc"] == 0 and result["passed"]
@@ -194,27 +196,27 @@ class TestServices:
 
     def test_check_mode_sends_the_same_probes(self, api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
         api.answers = [STARTING]
-        result, _ = run_module(capsys, namespace=NS, service=["user-service"], port="80", _ansible_check_mode=True)
+        result = run_module(capsys, namespace=NS, service=["user-service"], port="80", _ansible_check_mode=True)
         assert result["rc"] == 1 and result["changed"] is False and len(api.paths) == 1
         assert api.dry_runs == [True]
 
     def test_no_endpoints_is_a_failed_probe(self, api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
         status = {"kind": "Status", "status": "Failure", "message": "no endpoints available", "code": 503}
         api.answers = [(503, status, "application/json"), HEALTHY]
-        result, _ = run_module(capsys, namespace=NS, service=["user-service"], port="80", retries=1)
+        result = run_module(capsys, namespace=NS, service=["user-service"], port="80", retries=1)
         assert result["rc"] == 0 and result["targets"][0]["failures"] == 1
 
     def test_forbidden_proxy_names_the_permission(self, api: FakeApiServer, capsys: pytest.CaptureFixture[str]) -> None:
         status = {"kind": "Status", "status": "Failure", "message": "cannot get services/proxy", "code": 403}
         api.answers = [(403, status, "application/json")]
-        result, _ = run_module(capsys, namespace=NS, service=["user-service"], port="80")
+        result = run_module(capsys, namespace=NS, service=["user-service"], port="80")
         assert result["rc"] == 1 and "forbidden to get services/proxy in namespace %s" % NS in result["msg"]
 
     def test_urls_and_services_together(
         self, api: FakeApiServer, web: FakeWeb, capsys: pytest.CaptureFixture[str]
     ) -> None:
         web.answers[URL] = [HEALTHY]
-        result, _ = run_module(
+        result = run_module(
             capsys, url=[URL], namespace=NS, service=["user-service", "user-service-preview"], port="80"
         )
         assert result["passed"] and [t["target"].split(" ")[1] for t in result["targets"]] == [
@@ -245,13 +247,13 @@ class TestArguments:
         ],
     )
     def test_bad_option_is_named(self, args: Dict[str, Any], option: str, capsys: pytest.CaptureFixture[str]) -> None:
-        result, _ = run_module(capsys, **args)
+        result = run_module(capsys, **args)
         assert result["rc"] == 1 and result["error"]["data"]["option"] == option
         assert "invalid value for option %s" % option in result["msg"]
 
     def test_bad_url_is_shown_without_its_password(self, capsys: pytest.CaptureFixture[str]) -> None:
-        result, out = run_module(capsys, url=["ftp://u:pa55word@host/"])
-        assert "pa55word" not in out and "ftp://***@host/" in result["msg"]
+        result = run_module(capsys, url=["ftp://u:pa55word@host/"])
+        assert "pa55word" not in result["stdout"] and "ftp://***@host/" in result["msg"]
 
 
 def test_documentation_matches_the_argspec() -> None:
