@@ -116,7 +116,9 @@ slots:
   description:
     - Per slot (V(blue), V(green)), what its Deployment runs and what the record says.
     - Keys are deployment, exists, active, pending, image, digest, version, replicas, ready, available, updated,
-      recorded_image, recorded_digest, recorded_version, config_refs, revision, deployed_at.
+      recorded_image, recorded_digest, recorded_version, config_refs, revision, deployed_at, status (V(unverified),
+      V(served), V(failed) or V(rolled_back): what the slot's history says, which rollback and abort decide on) and
+      status_reason.
   returned: always
   type: dict
   sample:
@@ -178,11 +180,22 @@ lock:
   type: dict
   sample: {name: user-service-release, exists: true, holder: "awx job 42 on awx-1", held: true, expired: false,
            renewed_at: "2026-01-02T03:04:05.000000Z", expires_at: "2026-01-02T03:05:05.000000Z", seconds_left: 41.5}
+draining:
+  description:
+    - The previous slot a release keeps warm without holding the lock (C(slot), C(run_id), C(due)); a rollback may take
+      it over, and the next run scales it down once it is due. Null when nothing drains.
+  returned: always
+  type: dict
+next_rollback:
+  description:
+    - What C(playbooks/rollback.yml) without O(userservice.deploy.bluegreen#module:rollback_to) would do now, in words
+      (a switch to which slot and version, instant or not, a no-op, or why it is refused).
+  returned: always
+  type: str
+  sample: "switch to slot blue (version 1.4.1), instant: it is warm"
 """
 
-import datetime
 import traceback
-from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -191,198 +204,13 @@ from ansible_collections.userservice.deploy.plugins.module_utils.client import (
     KubeClient,
     require_libraries,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
-    InvalidArgumentError,
-    ReleaseError,
-    error_result,
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
+from ansible_collections.userservice.deploy.plugins.module_utils.release_view import (
+    OPTIONS,
+    read_release,
+    validate_params,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.lock import (
-    TAKEOVER_ANNOTATION,
-    LeaseLock,
-    holder_identity,
-    lease_expiry,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.state import (
-    ACTIVE_PHASES,
-    SLOTS,
-    StateStore,
-    new_state,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock, isoformat
-
-SLOT_LABEL = "deploy.userservice.io/slot"
-VERSION_LABEL = "app.kubernetes.io/version"
-
-OPTIONS: Dict[str, Dict[str, Any]] = {
-    "namespace": dict(type="str", required=True),
-    "app": dict(type="str", default="user-service"),
-    "service": dict(type="str"),
-    "preview_service": dict(type="str"),
-    "container_name": dict(type="str"),
-    "history_limit": dict(type="int", default=10),
-}
-
-
-def validate_params(params: Dict[str, Any]) -> None:
-    if params["history_limit"] < 0:
-        raise InvalidArgumentError("history_limit", "an integer >= 0", params["history_limit"])
-    for option in ("namespace", "app"):
-        if not params[option]:
-            raise InvalidArgumentError(option, "a non-empty name", params[option])
-
-
-def _container_image(deployment: Dict[str, Any], container: str) -> Optional[str]:
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    for spec in containers:
-        if spec.get("name") == container:
-            return spec.get("image")
-    return None
-
-
-def _digest(image: Optional[str]) -> Optional[str]:
-    return image.split("@", 1)[1] if image and "@" in image else None
-
-
-def describe_slot(
-    slot: str, deployment: Optional[Dict[str, Any]], recorded: Dict[str, Any], name: str, container: str
-) -> Dict[str, Any]:
-    status = (deployment or {}).get("status") or {}
-    image = _container_image(deployment, container) if deployment else None
-    return {
-        "deployment": name,
-        "exists": deployment is not None,
-        "image": image,
-        "digest": _digest(image),
-        "version": (((deployment or {}).get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL),
-        "replicas": int(((deployment or {}).get("spec") or {}).get("replicas") or 0) if deployment else 0,
-        "ready": int(status.get("readyReplicas") or 0),
-        "available": int(status.get("availableReplicas") or 0),
-        "updated": int(status.get("updatedReplicas") or 0),
-        "recorded_image": recorded.get("image"),
-        "recorded_digest": recorded.get("digest"),
-        "recorded_version": recorded.get("version"),
-        "config_refs": list(recorded.get("config_refs") or []),
-        "revision": recorded.get("revision"),
-        "deployed_at": recorded.get("deployed_at"),
-    }
-
-
-def describe_lock(lease: Optional[Dict[str, Any]], name: str, now: datetime.datetime) -> Dict[str, Any]:
-    if lease is None:
-        return {"name": name, "exists": False, "holder": None, "held": False, "expired": False}
-    spec = lease.get("spec") or {}
-    holder = spec.get("holderIdentity") or None
-    expiry = lease_expiry(lease)
-    expired = bool(holder) and expiry is not None and expiry <= now
-    return {
-        "name": name,
-        "exists": True,
-        "holder": holder,
-        # A holder with no renewal time can never expire: treat it as held, as LeaseLock does.
-        "held": bool(holder) and not expired,
-        "expired": expired,
-        "acquired_at": spec.get("acquireTime"),
-        "renewed_at": spec.get("renewTime"),
-        "duration_seconds": spec.get("leaseDurationSeconds"),
-        "expires_at": isoformat(expiry) if expiry and holder else None,
-        "seconds_left": round((expiry - now).total_seconds(), 1) if expiry and holder and not expired else 0,
-        "transitions": int(spec.get("leaseTransitions") or 0),
-        "takeover": ((lease.get("metadata") or {}).get("annotations") or {}).get(TAKEOVER_ANNOTATION),
-    }
-
-
-def find_problems(
-    active: Optional[str], state: Dict[str, Any], slots: Dict[str, Dict[str, Any]], service_exists: bool, exists: bool
-) -> List[str]:
-    """Every disagreement between the Service, the record and the Deployments, in words."""
-    problems = []
-    if not exists:
-        return problems
-    recorded = state.get("active_slot")
-    if not service_exists:
-        problems.append("the active Service does not exist")
-    elif active is None and recorded:
-        problems.append("the Service selects no slot but the state record says %s" % recorded)
-    elif active and recorded and active != recorded and state.get("phase") not in ACTIVE_PHASES:
-        problems.append("the Service selects slot %s but the state record says %s" % (active, recorded))
-    elif active and not recorded:
-        problems.append("the Service selects slot %s but the state record names no active slot" % active)
-    if active and not slots[active]["exists"]:
-        problems.append("the Service selects slot %s whose Deployment does not exist" % active)
-    for slot, info in slots.items():
-        if info["exists"] and info["recorded_digest"] and info["digest"] != info["recorded_digest"]:
-            problems.append(
-                "slot %s runs %s but the state record says %s" % (slot, info["digest"], info["recorded_digest"])
-            )
-    if active and slots[active]["exists"] and slots[active]["replicas"] == 0:
-        problems.append("the active slot %s is scaled to 0" % active)
-    return problems
-
-
-def read_release(client: Any, params: Dict[str, Any], now: datetime.datetime) -> Dict[str, Any]:
-    app, ns = params["app"], params["namespace"]
-    container = params.get("container_name") or app
-    service_name = params.get("service") or app
-    preview_name = params.get("preview_service") or "%s-preview" % app
-
-    service = client.read_optional("Service", ns, service_name)
-    selector = dict(((service or {}).get("spec") or {}).get("selector") or {})
-    active = selector.get(SLOT_LABEL) if selector.get(SLOT_LABEL) in SLOTS else None
-    preview = client.read_optional("Service", ns, preview_name)
-
-    store = StateStore(client, ns, app)
-    recorded_state, _version = store.read()
-    state = recorded_state or new_state(app)
-
-    deployments = {slot: client.read_optional("Deployment", ns, "%s-%s" % (app, slot)) for slot in SLOTS}
-    slots = {
-        slot: describe_slot(
-            slot, deployments[slot], (state.get("slots") or {}).get(slot) or {}, "%s-%s" % (app, slot), container
-        )
-        for slot in SLOTS
-    }
-    for slot, info in slots.items():
-        info["active"] = slot == active
-        info["pending"] = slot == state.get("pending_slot")
-
-    # LeaseLock.read() needs an identity only to build the object; reading never uses it.
-    lock = LeaseLock(client, ns, app, holder_identity())
-    lease = lock.read()
-
-    exists = recorded_state is not None or any(d is not None for d in deployments.values()) or active is not None
-    problems = find_problems(active, state, slots, service is not None, exists)
-    in_flight = state.get("phase") in ACTIVE_PHASES and bool(state.get("run"))
-    limit = params["history_limit"]
-    history = list(state.get("history") or [])
-    result: Dict[str, Any] = {
-        "changed": False,
-        "exists": exists,
-        "active_slot": active,
-        "recorded_active_slot": state.get("active_slot"),
-        "consistent": not problems,
-        "problems": problems,
-        "service": {"name": service_name, "exists": service is not None, "selector": selector},
-        "slots": slots,
-        "images": {slot: info["image"] for slot, info in slots.items()},
-        "pending_slot": state.get("pending_slot"),
-        "phase": state.get("phase"),
-        "revision": int(state.get("revision") or 0),
-        "in_flight": in_flight,
-        "run": state.get("run") if in_flight else None,
-        "history": history[-limit:] if limit else [],
-        "last_failure": state.get("last_failure"),
-        "updated_at": state.get("updated_at"),
-        "record": {"name": store.name, "exists": recorded_state is not None, "schema": state.get("schema")},
-        "lock": describe_lock(lease, lock.name, now),
-    }
-    if preview is not None:
-        preview_selector = dict((preview.get("spec") or {}).get("selector") or {})
-        result["preview"] = {
-            "name": preview_name,
-            "selector": preview_selector,
-            "slot": preview_selector.get(SLOT_LABEL),
-        }
-    return result
+from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock
 
 
 def main() -> None:

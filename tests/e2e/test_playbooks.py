@@ -154,3 +154,12 @@ def test_every_playbook_on_the_platform_with_zero_failed_requests(operator):
     state = release_state(namespace)
     assert state["active_slot"] == "green" and state["run"] is None
     record("playbooks_end_to_end", requests=summary["requests"], failed=summary["failed"])
+
+
+def test_a_digest_the_registry_does_not_have_is_refused_before_any_write(operator):
+    namespace = operator.vars["user_service_namespace"]
+    missing = "sha256:" + "0" * 64
+    refused = operator("release.yml", user_service_version="9.9.9", user_service_image_digest=missing)
+    assert refused.rc != 0 and "has no" in refused.message and missing in refused.message, refused
+    gone = run("kubectl", "--kubeconfig", str(KUBECONFIG), "get", "namespace", namespace, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout  # not even the namespace was created

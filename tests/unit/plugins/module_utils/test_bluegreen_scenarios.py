@@ -552,3 +552,22 @@ def test_m8_a_rollback_moves_the_existing_hpa_with_traffic(cluster: Cluster) -> 
     assert ("HorizontalPodAutoscaler", NS, "user-service-green") not in cluster.kube.objects
     target = cluster.kube.objects[("HorizontalPodAutoscaler", NS, "user-service-blue")]["spec"]["scaleTargetRef"]
     assert target["name"] == "user-service-blue"
+
+
+def test_release_info_says_what_a_rollback_would_do(cluster: Cluster) -> None:
+    from ansible_collections.userservice.deploy.plugins.module_utils.release_view import read_release
+
+    def view() -> Dict[str, Any]:
+        return read_release(
+            cluster.kube, {"namespace": NS, "app": "user-service", "history_limit": 5}, cluster.clock.now()
+        )
+
+    released(cluster, "1.0.0")
+    assert view()["next_rollback"] == "refused: no earlier slot to roll back to"
+    cluster.run(version="2.0.0", scale_down_delay=-1)
+    assert view()["next_rollback"] == "switch to slot blue (version 1.0.0), instant: it is warm"
+    assert view()["slots"]["green"]["status"] == "served"
+    cluster.run("rolled_back")
+    assert view()["next_rollback"].startswith("no-op: slot green (version 2.0.0) was already rolled back from")
+    cluster.run("previewed", "3.0.0")
+    assert "previewed release" in view()["next_rollback"]
