@@ -149,10 +149,6 @@ denied:
        namespace: user-service-staging, reason: ""}
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.userservice.deploy.plugins.module_utils.access import (
     OPTIONS,
     denied_message,
@@ -160,33 +156,24 @@ from ansible_collections.userservice.deploy.plugins.module_utils.access import (
     review_access,
     validate_namespace,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    KubeClient,
-    require_libraries,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
+from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
+from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
+
+
+def work(run: Run) -> dict:
+    params = run.module.params
+    namespace = params["namespace"]
+    validate_namespace(namespace)
+    pairs = expand_pairs(params["permissions"])
+    # The reviews are not persisted, so there is nothing for dry-run to hold back.
+    result = review_access(KubeClient.from_params(params), namespace, pairs)
+    if result["denied"] and params["fail_on_denied"]:
+        return dict(result, failed=True, msg=denied_message(result, namespace))
+    return result
 
 
 def main() -> None:
-    argument_spec = dict(OPTIONS)
-    argument_spec.update(AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_libraries(module)
-    namespace = module.params["namespace"]
-    try:
-        validate_namespace(namespace)
-        pairs = expand_pairs(module.params["permissions"])
-        # The reviews are not persisted, so there is nothing for dry-run to hold back.
-        client = KubeClient.from_params(module.params)
-        result = review_access(client, namespace, pairs)
-    except ReleaseError as exc:
-        module.fail_json(**error_result(exc))
-    except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
-    if result["denied"] and module.params["fail_on_denied"]:
-        module.fail_json(msg=denied_message(result, namespace), **result)
-    module.exit_json(**result)
+    run_module([OPTIONS, AUTH_ARG_SPEC], work)
 
 
 if __name__ == "__main__":

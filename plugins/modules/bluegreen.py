@@ -321,9 +321,6 @@ message:
 """
 
 import os
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC, AnalysisContext
 from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import BlueGreen
@@ -331,59 +328,42 @@ from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args 
     BLUEGREEN_OPTIONS,
     validate_params,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    KubeClient,
-    require_libraries,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
+from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HEALTH_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC, holder_identity
+from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
+
+
+def work(run: Run) -> dict:
+    module, params = run.module, run.module.params
+    validate_params(params)
+    client = KubeClient.from_params(params, dry_run=module.check_mode)
+    prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))
+    engine = BlueGreen(
+        client,
+        params,
+        check_mode=module.check_mode,
+        holder=params.get("lock_holder") or holder_identity(os.environ),
+        prometheus=prometheus,
+        log=module.log,
+    )
+    run.partial, run.warnings = engine.result, engine.warnings
+    result = engine.run()
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    return result
 
 
 def main() -> None:
-    argument_spec = dict(BLUEGREEN_OPTIONS)
-    argument_spec.update(AUTH_ARG_SPEC)
-    argument_spec.update(HEALTH_ARG_SPEC)
-    argument_spec.update(ANALYSIS_ARG_SPEC)
-    argument_spec.update(LOCK_ARG_SPEC)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
+    run_module(
+        [BLUEGREEN_OPTIONS, AUTH_ARG_SPEC, HEALTH_ARG_SPEC, ANALYSIS_ARG_SPEC, LOCK_ARG_SPEC],
+        work,
         required_if=[
             ("state", "released", ("image", "version", "pod_template")),
             ("state", "previewed", ("image", "version", "pod_template")),
         ],
     )
-    require_libraries(module)
-    params = module.params
-    engine = None
-    try:
-        validate_params(params)
-        client = KubeClient.from_params(params, dry_run=module.check_mode)
-        prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))
-        engine = BlueGreen(
-            client,
-            params,
-            check_mode=module.check_mode,
-            holder=params.get("lock_holder") or holder_identity(os.environ),
-            prometheus=prometheus,
-            log=module.log,
-        )
-        result = engine.run()
-    except ReleaseError as exc:
-        # What the run did before it failed (plan, health, verdicts, failure, state) is part of the answer.
-        partial = dict(engine.result) if engine is not None else {}
-        partial.pop("diff", None)
-        module.fail_json(**dict(partial, **error_result(exc)))
-    except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
-    for warning in engine.warnings:
-        module.warn(warning)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

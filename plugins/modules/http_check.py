@@ -237,45 +237,36 @@ finished_at:
   sample: "2026-01-02T03:04:11.000000Z"
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.userservice.deploy.plugins.module_utils.client import (
     AUTH_ARG_SPEC,
     KubeClient,
     require_libraries,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
 from ansible_collections.userservice.deploy.plugins.module_utils.http_check import (
     HTTP_CHECK_OPTIONS,
     HttpCheckSpec,
     run_http_check,
     url_passwords,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
+
+
+def work(run: Run) -> dict:
+    module = run.module
+    # A password in a URL's userinfo is masked in everything the module returns, invocation included.
+    module.no_log_values.update(url_passwords(module.params["url"] or []))
+    spec = HttpCheckSpec(module.params)
+    kube = None
+    if spec.services:
+        require_libraries(module)
+        # Reads only; dry_run is passed anyway so a future write could not slip through in check mode.
+        kube = KubeClient.from_params(module.params, dry_run=module.check_mode)
+    result = run_http_check(spec, kube=kube)
+    return dict(result, changed=False, failed=not result["passed"])
 
 
 def main() -> None:
-    argument_spec = dict(HTTP_CHECK_OPTIONS)
-    argument_spec.update(AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    # A password in a URL's userinfo is masked in everything the module returns, invocation included.
-    module.no_log_values.update(url_passwords(module.params["url"] or []))
-    try:
-        spec = HttpCheckSpec(module.params)
-        kube = None
-        if spec.services:
-            require_libraries(module)
-            # Reads only; dry_run is passed anyway so a future write could not slip through in check mode.
-            kube = KubeClient.from_params(module.params, dry_run=module.check_mode)
-        result = run_http_check(spec, kube=kube)
-    except ReleaseError as exc:
-        module.fail_json(**error_result(exc))
-    except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
-    if not result["passed"]:
-        module.fail_json(changed=False, **result)
-    module.exit_json(changed=False, **result)
+    run_module([HTTP_CHECK_OPTIONS, AUTH_ARG_SPEC], work, needs_kubernetes=False)
 
 
 if __name__ == "__main__":

@@ -195,16 +195,8 @@ next_rollback:
   sample: "switch to slot blue (version 1.4.1), instant: it is warm"
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.userservice.deploy.plugins.module_utils.client import (
-    AUTH_ARG_SPEC,
-    KubeClient,
-    require_libraries,
-)
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, error_result
+from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
+from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
 from ansible_collections.userservice.deploy.plugins.module_utils.release_view import (
     OPTIONS,
     read_release,
@@ -213,21 +205,16 @@ from ansible_collections.userservice.deploy.plugins.module_utils.release_view im
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock
 
 
+def work(run: Run) -> dict:
+    params = run.module.params
+    validate_params(params)
+    # Reads only, so check mode needs no dry-run flag; it is passed anyway so a future write cannot slip through.
+    client = KubeClient.from_params(params, dry_run=run.module.check_mode)
+    return read_release(client, params, SystemClock().now())
+
+
 def main() -> None:
-    argument_spec = dict(OPTIONS)
-    argument_spec.update(AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_libraries(module)
-    try:
-        validate_params(module.params)
-        # Reads only, so check mode needs no dry-run flag; it is passed anyway so a future write cannot slip through.
-        client = KubeClient.from_params(module.params, dry_run=module.check_mode)
-        result = read_release(client, module.params, SystemClock().now())
-    except ReleaseError as exc:
-        module.fail_json(**error_result(exc))
-    except Exception as exc:  # noqa: BLE001 - one place turns the unexpected into a readable failure
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
-    module.exit_json(**result)
+    run_module([OPTIONS, AUTH_ARG_SPEC], work)
 
 
 if __name__ == "__main__":
