@@ -32,6 +32,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help packages venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \
 	platform-test integration e2e bench test demo collection-build ee-context clean
+.PHONY: coverage collection-test
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +57,7 @@ collections-link: ## Link build/collections/ansible_collections/userservice/depl
 # ---------------------------------------------------------------------------------------------
 # Static checks
 
-lint: venv collections-link ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, antsibull-changelog lint
+lint: venv collections-link ## ansible-lint (production), yamllint, ruff, hadolint, shellcheck, antsibull-changelog lint, pipeline validators
 	@rc=0
 	step() { echo "--- lint: $$1"; shift; "$$@" || { echo "--- lint: FAILED: $$*"; rc=1; }; }
 	step ansible-lint ansible-lint $$([ -t 1 ] || echo --nocolor)
@@ -76,6 +77,10 @@ lint: venv collections-link ## ansible-lint (production), yamllint, ruff, hadoli
 	if [ $${#scripts[@]} -gt 0 ]; then step "shellcheck ($${#scripts[@]} scripts)" shellcheck -x "$${scripts[@]}"
 	else echo "--- lint: shellcheck: no shell scripts yet, skipped"; fi
 	step antsibull-changelog antsibull-changelog lint
+	# The example CI pipelines, each with its system's validator (tools cached by version under
+	# ~/.cache/userservice-deploy/tools), then the proof that broken pipelines are rejected.
+	step "pipeline validators" hack/toolchain/validate-pipelines
+	step "pipeline validator tests" python -m pytest -p no:cacheprovider -q tests/pipelines
 	exit $$rc
 
 sanity: venv ## ansible-test sanity, offline, with zero ignore entries
@@ -93,6 +98,20 @@ unit: venv collections-link ## pytest on tests/unit with the collection importab
 	  echo "unit: no tests under tests/unit yet: nothing to run"; exit 0
 	fi
 	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider tests/unit
+
+coverage: venv collections-link ## Unit tests of the collection and the User Service with coverage reports in build/coverage
+	@mkdir -p build/coverage
+	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider \
+	  --cov=ansible_collections.userservice.deploy.plugins --cov-report=term \
+	  --cov-report=xml:build/coverage/collection.xml --junitxml=build/coverage/collection-junit.xml tests/unit
+	cd $(APP)
+	npm ci --no-audit --no-fund
+	# Without source maps: Node.js 20's own coverage fails on them ("Could not report code
+	# coverage"), so the report is of the compiled JavaScript under build/.
+	npx tsc -p tsconfig.json --sourceMap false
+	node --test --experimental-test-coverage --test-reporter=spec --test-reporter-destination=stdout \
+	  --test-reporter=lcov --test-reporter-destination=$(REPO)/build/coverage/user-service.lcov build/test/*.test.js
+	echo "coverage: reports in build/coverage (collection.xml: Cobertura, user-service.lcov: LCOV)"
 
 app-test: ## npm ci && npm test for the User Service example
 	@if [ ! -f $(APP)/package.json ]; then echo "app-test: no $(APP)/package.json yet: nothing to run"; exit 0; fi
@@ -142,12 +161,12 @@ bench: venv collections-link ## Run each executable file in bench/ (results go t
 # ---------------------------------------------------------------------------------------------
 # Aggregates
 
-TEST_LANES := lint sanity unit app-test cluster platform-test integration e2e
+TEST_LANES := lint sanity collection-test unit app-test cluster platform-test integration e2e
 
 packages: ## Install the Debian packages the lanes and the platform need (root; only the missing ones)
 	hack/toolchain/install-packages
 
-test: packages venv ## Every lane: lint sanity unit app-test, then cluster platform-test integration e2e
+test: packages venv ## Every lane: lint sanity collection-test unit app-test, then cluster platform-test integration e2e
 	MAKE="$(MAKE)" hack/toolchain/run-lanes $(TEST_LANES)
 
 # The demo releases blue/green on dev (dev also allows rolling): the first version deploys the blue
@@ -173,6 +192,9 @@ collection-build: venv ## ansible-galaxy collection build into build/ (+ build/u
 ee-context: collection-build ## ansible-builder create: the execution environment's build context in build/ee
 	ansible-builder create --file execution-environment.yml --context build/ee
 	echo "ee-context: build it with: ansible-builder build --file execution-environment.yml --context build/ee"
+
+collection-test: venv ## Build the tarball, install it outside the checkout, use it from there; ansible-builder create
+	hack/toolchain/collection-test
 
 clean: ## Remove build/ (the venv and the platform's state stay)
 	rm -rf build tests/output
