@@ -81,6 +81,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.state import (
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.traffic import SelectorRouter
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
+    backoff,
     current_pods,
     isoformat,
     parse_time,
@@ -663,7 +664,7 @@ class BlueGreen:
             self.ns,
             self.name(target),
             timeout=self.params["rollout_timeout"],
-            interval=1.0,
+            interval=backoff(0.25, 1.0),
             clock=self.clock,
             heartbeat=self.job.beat,
         )

@@ -26,7 +26,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
     slot_selector,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import ConflictError, ReleaseError
-from ansible_collections.userservice.deploy.plugins.module_utils.waiter import pod_ready, poll
+from ansible_collections.userservice.deploy.plugins.module_utils.waiter import backoff, pod_ready, poll
 
 PROXY_ATTEMPTS = 3
 
@@ -68,32 +68,32 @@ class SelectorRouter:
         after.update(slot_selector(self.app, slot))
         return after
 
-    def route(self, expected: Dict[str, str], after: Dict[str, str]) -> bool:
-        """Make the selector ``after`` if it is still ``expected``; returns whether it wrote.
+    def route(self, current: Dict[str, str], wanted: Dict[str, str]) -> bool:
+        """Make the selector ``wanted`` if it is still ``current``; returns whether it wrote.
 
-        Already ``after`` (a resumed run, a re-run) is not a conflict. Anything else is: the run
+        Already ``wanted`` (a resumed run, a re-run) is not a conflict. Anything else is: the run
         stops and names both, and nothing is merged over a change it did not plan for.
         """
         service = self.client.read("Service", self.ns, self.service)
         live = _selector_of(service)
-        if live == after:
+        if live == wanted:
             return False
-        if live != expected:
+        if live != current:
             raise ConflictError(
                 "the Service selector was changed by someone else since this run planned its switch",
                 kind="Service",
                 namespace=self.ns,
                 name=self.service,
                 status=409,
-                expected=json.dumps(expected, sort_keys=True),
+                expected=json.dumps(current, sort_keys=True),
                 seen=json.dumps(live, sort_keys=True),
                 hint="Traffic was not moved by this run. Find out who changed the selector, then run again: "
                 "the next plan starts from what the Service selects now",
             )
         self.before_write()
-        patch: Dict[str, Any] = {key: None for key in live if key not in after}
-        patch.update(after)
-        self.log("Service %s selector %s -> %s" % (self.service, json.dumps(live), json.dumps(after)))
+        patch: Dict[str, Any] = {key: None for key in live if key not in wanted}
+        patch.update(wanted)
+        self.log("Service %s selector %s -> %s" % (self.service, json.dumps(live), json.dumps(wanted)))
         self.client.patch(
             "Service",
             self.ns,
@@ -135,7 +135,7 @@ class SelectorRouter:
         endpoints = poll(
             step,
             timeout=timeout,
-            interval=0.5,
+            interval=backoff(0.1, 0.5),
             what="Service %s endpoints to be the pods of %s" % (self.service, json.dumps(selector, sort_keys=True)),
             clock=self.clock,
             heartbeat=self.heartbeat,

@@ -105,6 +105,22 @@ def poll(
         _sleep_with_heartbeat(clock, max(pause, 0.0), heartbeat, heartbeat_every)
 
 
+def backoff(first: float, most: float, factor: float = 1.5) -> Callable[[], float]:
+    """An interval for ``poll`` that starts short and grows to ``most``.
+
+    Most waits end soon after they start (a small rollout, endpoints catching up with a selector
+    patch); polling fast at first answers those quickly, and the growth keeps a long wait cheap.
+    """
+    state = {"next": first}
+
+    def interval() -> float:
+        current = state["next"]
+        state["next"] = min(most, current * factor)
+        return current
+
+    return interval
+
+
 def _sleep_with_heartbeat(clock: Any, pause: float, heartbeat: Optional[Heartbeat], every: float) -> None:
     remaining = pause
     while True:

@@ -28,8 +28,8 @@ description:
   - Each slot carries its history as data, C(unverified), C(served), C(failed) or C(rolled_back) with a reason.
     Rollback goes to the slot that served before the current one and is idempotent; it refuses a failed or
     unverified slot and a preview waiting for approval. Abort removes only a slot that never served.
-  - No action ever scales down, deletes or replaces the pod template of the Deployment the live Service selects:
-    the Service is read again right before every such write, and the write is refused if it selects that
+  - No action ever scales down, deletes or replaces the pod template of the Deployment the live Service selects.
+    The Service is read again right before every such write, and the write is refused if it selects that
     Deployment's pods.
   - Check mode returns the ordered plan of every step and writes nothing; diff mode shows the selector and replica
     changes.
