@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check that a GitHub Actions workflow or a GitLab CI file carries the pipeline's stages, in order.
 
 Used by hack/toolchain/validate-pipelines beside actionlint and check-jsonschema, which check each
@@ -8,7 +7,7 @@ file against its system's own rules but cannot know which stages this project's 
   order, each job's steps in order) follow the order given.
 - gitlab: every NAME is in ``stages:`` in the order given, and at least one job runs in each.
 
-Usage: pipeline_stages.py {github|gitlab} --stage NAME [--stage NAME]... FILE...
+Usage: python hack/toolchain/pipeline_stages.py {github|gitlab} --stage NAME [--stage NAME]... FILE...
 Exit: 0 every file has the stages, 1 a file lacks one or has them out of order, 2 usage error.
 """
 
