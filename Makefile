@@ -101,7 +101,8 @@ unit: venv collections-link ## pytest on tests/unit with the collection importab
 
 coverage: venv collections-link ## Unit tests of the collection and the User Service with coverage reports in build/coverage
 	@mkdir -p build/coverage
-	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider \
+	# The coverage data file goes under build/ too, not into the checkout's root.
+	COVERAGE_FILE=build/coverage/.coverage PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider \
 	  --cov=ansible_collections.userservice.deploy.plugins --cov-report=term \
 	  --cov-report=xml:build/coverage/collection.xml --junitxml=build/coverage/collection-junit.xml tests/unit
 	cd $(APP)
