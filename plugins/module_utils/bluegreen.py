@@ -394,6 +394,7 @@ class BlueGreen:
                     version=self.params["version"],
                     config_refs=self.params["config_refs"],
                     replicas=replicas,
+                    template_hash=template_hash_of(desired),
                 )
             )
             self.gate(target)

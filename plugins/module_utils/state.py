@@ -162,6 +162,7 @@ def set_slot(
     version: Optional[str] = None,
     config_refs: Optional[List[str]] = None,
     replicas: Optional[int] = None,
+    template_hash: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Record what a slot now runs; the revision counts every new pod template."""
     other_slot(slot)
@@ -172,13 +173,16 @@ def set_slot(
     if current.get("image") != image or current.get("config_refs") != list(config_refs or []):
         new["revision"] = int(new.get("revision") or 0) + 1
     same = current.get("image") == image and current.get("config_refs") == list(config_refs or [])
-    keep = same and current.get("status") in ("served", "rolled_back")
+    # The pod template decides what the slot runs (env, labels, probes too), not the image and config alone.
+    same_template = same and current.get("template_hash") == template_hash
+    keep = same_template and current.get("status") in ("served", "rolled_back")
     new["slots"][slot] = {
         "image": image,
         "digest": image.split("@", 1)[1],
         "version": version,
         "config_refs": list(config_refs or []),
         "revision": new["revision"],
+        "template_hash": template_hash,
         "deployed_at": current.get("deployed_at", now) if same else now,
         # What the slot runs now has not served yet; the same template keeps what it earned.
         # What the slot runs now must prove itself again, unless this very template already served.

@@ -137,3 +137,68 @@ def test_m7_a_rollback_pre_empts_the_warm_window(release, load, namespace):
     assert summary["failed"] == 0, summary
     assert stream.snapshot()[-1].version == "1.0.0"
     record("bad_day_m7_warm_rollback", rollback_seconds=round(rollback_seconds, 1), failed=summary["failed"])
+
+
+def hpa_replicas(namespace: str, name: str) -> int:
+    found = kubectl_json("-n", namespace, "get", "hpa", "--ignore-not-found")
+    for hpa in found.get("items", []):
+        if hpa["metadata"]["name"] == name:
+            return int((hpa.get("status") or {}).get("currentReplicas") or 0)
+    return -1
+
+
+# A low CPU target, so the bounded load from this machine scales the HPA out within a minute or two.
+HPA = {
+    "minReplicas": 1,
+    "maxReplicas": 3,
+    "metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 5}}}
+    ],
+    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+}
+
+
+def test_m8_the_new_slot_starts_at_the_size_real_load_scaled_the_hpa_to(release, load, namespace):
+    first = release(version="1.0.0", replicas=1, autoscaler=HPA)
+    assert first.rc == 0, first.output[-2000:]
+    with load(rate=40, max_seconds=480) as stream:
+        deadline = time.monotonic() + 300
+        while hpa_replicas(namespace, "user-service-blue") < 2:
+            assert time.monotonic() < deadline, "the HPA never scaled out under load"
+            time.sleep(5)
+        scaled = hpa_replicas(namespace, "user-service-blue")
+        second = release(version="2.0.0", replicas=1, autoscaler=HPA, scale_down_delay=5)
+        settle(stream)
+    assert second.rc == 0, second.output[-3000:]
+    assert second.result["replicas"] >= scaled >= 2, (second.result["replicas"], scaled)
+    assert replicas(namespace, "green")[0] >= scaled
+    assert hpa_replicas(namespace, "user-service-green") >= 0  # the HPA follows the serving slot...
+    assert hpa_replicas(namespace, "user-service-blue") == -1  # ...and the old slot's is gone
+    summary = stream.summary()
+    assert summary["failed"] == 0, summary
+    record("bad_day_m8", hpa_replicas_before=scaled, new_slot_replicas=second.result["replicas"], failed=0)
+
+
+def test_m13_the_api_server_lost_for_eight_seconds_after_the_switch_is_ridden_out(release, load, namespace):
+    """Every packet to the API server's port is dropped for 6 s while the run watches the new slot: reads and
+    lease renewals retry, the release completes, traffic is never touched."""
+    import subprocess
+
+    rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "6443", "-j", "DROP"]
+    assert release(version="1.0.0").rc == 0
+    with load(rate=10, max_seconds=300) as stream:
+        settle(stream)
+        proc, result_file = release.start(version="2.0.0", watch=30, scale_down_delay=3)
+        wait_for_state(namespace, lambda s: s.get("active_slot") == "green" and s.get("phase") == "verifying")
+        subprocess.run(["iptables", "-I", *rule], check=True)
+        try:
+            time.sleep(6)
+        finally:
+            subprocess.run(["iptables", "-D", *rule], check=True)
+        output = proc.communicate(timeout=300)[0]
+        settle(stream)
+    assert proc.returncode == 0, output[-3000:]
+    assert selected_slot(namespace) == "green" and replicas(namespace, "blue")[0] == 0
+    summary = stream.summary()
+    assert summary["failed"] == 0, summary
+    record("bad_day_m13_api_outage", outage_seconds=6, failed=summary["failed"], requests=summary["requests"])

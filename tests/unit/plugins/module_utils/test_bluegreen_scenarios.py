@@ -571,3 +571,13 @@ def test_release_info_says_what_a_rollback_would_do(cluster: Cluster) -> None:
     assert view()["next_rollback"].startswith("no-op: slot green (version 2.0.0) was already rolled back from")
     cluster.run("previewed", "3.0.0")
     assert "previewed release" in view()["next_rollback"]
+
+
+def test_a_new_template_with_the_same_image_must_prove_itself_again(cluster: Cluster) -> None:
+    """Same digest, other labels or env: the slot's earlier status does not carry over (abort may remove it)."""
+    cluster.run(version="1.0.0")
+    cluster.run(version="2.0.0", scale_down_delay=-1)
+    cluster.run("rolled_back", scale_down_delay=-1)
+    cluster.run("previewed", "3.0.0", image=digest("2.0.0"))
+    assert cluster.status("green") == "unverified"
+    assert cluster.run("aborted")["aborted_slot"] == "green"
