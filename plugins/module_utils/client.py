@@ -341,10 +341,11 @@ def from_api_exception(exc: Any, verb: str, kind: str, namespace: Optional[str],
 class ProxyResponse:
     """An answer relayed by the API server proxy; non-2xx statuses are answers, not errors."""
 
-    def __init__(self, status: int, body: bytes, elapsed: float = 0.0) -> None:
+    def __init__(self, status: int, body: bytes, elapsed: float = 0.0, content_type: str = "") -> None:
         self.status = status
         self.body = body
         self.elapsed = elapsed
+        self.content_type = content_type
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -601,7 +602,7 @@ class KubeClient:
                 if response.status == 403:
                     raise ForbiddenError("get", plural, namespace, target, payload.get("message") or "")
                 raise_for_status(response, "get", kind, namespace, target)
-        return ProxyResponse(response.status, response.body)
+        return ProxyResponse(response.status, response.body, content_type=getattr(response, "content_type", ""))
 
     def pod_proxy_get(
         self, namespace: str, pod: str, port: Any, path: str, timeout: float, scheme: str = "http"

@@ -330,12 +330,17 @@ from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args 
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HEALTH_ARG_SPEC
+from ansible_collections.userservice.deploy.plugins.module_utils.http_check import url_passwords
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC, holder_identity
 from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
 
 
 def work(run: Run) -> dict:
     module, params = run.module, run.module.params
+    # A password in the Prometheus URL's userinfo is masked in everything the module returns, invocation included.
+    module.no_log_values.update(
+        url_passwords([((params.get("analysis") or {}).get("prometheus") or {}).get("url") or ""])
+    )
     validate_params(params)
     client = KubeClient.from_params(params, dry_run=module.check_mode)
     prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))

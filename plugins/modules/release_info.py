@@ -117,8 +117,8 @@ slots:
     - Per slot (V(blue), V(green)), what its Deployment runs and what the record says.
     - Keys are deployment, exists, active, pending, image, digest, version, replicas, ready, available, updated,
       recorded_image, recorded_digest, recorded_version, config_refs, revision, deployed_at, status (V(unverified),
-      V(served), V(failed) or V(rolled_back): what the slot's history says, which rollback and abort decide on) and
-      status_reason.
+      V(served), V(failed) or V(rolled_back), what the slot's history says and what rollback and abort decide on)
+      and status_reason.
   returned: always
   type: dict
   sample:
