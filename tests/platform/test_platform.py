@@ -55,10 +55,15 @@ def cluster_reachable() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(
-    not cluster_reachable(),
-    reason=f"no local cluster reachable through {KUBECONFIG}: run `make cluster` (hack/cluster/cluster up)",
-)
+# Without the platform these tests fail: a run that tested nothing must not read as passed.
+# USERSERVICE_SKIP_CLUSTER_TESTS=1 skips them on purpose (a machine that cannot run the platform).
+if not cluster_reachable():
+    if os.environ.get("USERSERVICE_SKIP_CLUSTER_TESTS") != "1":
+        raise pytest.UsageError(
+            f"no local cluster reachable through {KUBECONFIG}: run `make cluster`, "
+            "or set USERSERVICE_SKIP_CLUSTER_TESTS=1 to skip the platform tests on purpose"
+        )
+    pytestmark = pytest.mark.skip(reason="no local cluster and USERSERVICE_SKIP_CLUSTER_TESTS=1")
 
 
 def wait_for(what: str, predicate, timeout: float = 120, interval: float = 1.0):
