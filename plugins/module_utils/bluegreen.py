@@ -37,6 +37,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     select_checks,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.autoscaler import Autoscaler
+from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_plan import NO_POD, BlueGreenPlan
 from ansible_collections.userservice.deploy.plugins.module_utils.capacity import Capacity
 from ansible_collections.userservice.deploy.plugins.module_utils.deployments import (
     MANAGED_BY_LABEL,
@@ -55,7 +56,6 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
-    GateFailedError,
     InvalidArgumentError,
     InvalidStateError,
     LockLostError,
@@ -63,8 +63,9 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     ReleaseError,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HealthSpec, run_health_gate
-from ansible_collections.userservice.deploy.plugins.module_utils.plan import FieldChange
+from ansible_collections.userservice.deploy.plugins.module_utils.rollback_rules import Where, choose_rollback, refusal
 from ansible_collections.userservice.deploy.plugins.module_utils.run import ReleaseRun, in_flight
+from ansible_collections.userservice.deploy.plugins.module_utils.serving_watch import watch_serving
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     SLOTS,
     SWITCHING_ACTIONS,
@@ -82,16 +83,11 @@ from ansible_collections.userservice.deploy.plugins.module_utils.state import (
 from ansible_collections.userservice.deploy.plugins.module_utils.traffic import SelectorRouter
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
     backoff,
-    current_pods,
     isoformat,
     parse_time,
-    pod_ready,
     poll,
     wait_for_rollout,
 )
-
-# The pod-template-hash a Service is pinned to when nothing serves yet: it selects no pod.
-NO_POD = "none"
 
 
 class AnalysisInconclusive(AnalysisFailedError):
@@ -154,7 +150,7 @@ class Observed:
         )
 
 
-class BlueGreen:
+class BlueGreen(BlueGreenPlan):
     """Plans and runs one blue/green action."""
 
     def __init__(
@@ -342,42 +338,6 @@ class BlueGreen:
                 return
         self.promote(target, previous, expected, self.params["version"], self.params["post_promotion_analysis"])
 
-    def plan_first_switch_pin(self, seen: Observed) -> Dict[str, str]:
-        """The selector before the first switch; a name-only selector is first pinned to what serves now.
-
-        A rolling Service selects ``app.kubernetes.io/name`` only, which the slot pods carry too: they
-        would get traffic as soon as they are Ready, before any gate. It is pinned to the rolling pods'
-        ReplicaSet (or to no pod at all when nothing runs) before the first slot is created.
-        """
-        selector = dict(seen.selector)
-        if not selector or SLOT_LABEL in selector or POD_TEMPLATE_HASH_LABEL in selector:
-            return selector
-        hashes = set()
-        for pod in self.client.list("Pod", self.ns, selector):
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if SLOT_LABEL not in labels and pod_ready(pod):
-                hashes.add(labels.get(POD_TEMPLATE_HASH_LABEL))
-        if len(hashes) > 1:
-            raise InvalidStateError(
-                "the rolling Deployment is in the middle of a rollout",
-                kind="Service",
-                namespace=self.ns,
-                name=self.service_name,
-                expected="the pods the Service selects from one ReplicaSet",
-                seen="pod-template-hash %s" % ", ".join(sorted(str(h) for h in hashes)),
-                hint="Wait for the rolling update to finish, then release",
-            )
-        pinned = dict(selector, **{POD_TEMPLATE_HASH_LABEL: hashes.pop() if hashes else NO_POD})
-        self.job.add_step(
-            "patch",
-            "Service",
-            self.service_name,
-            changes=[FieldChange("spec.selector", selector, pinned)],
-            note="pin traffic to the pods serving now, so the new slot gets none before its gates",
-        )
-        self.pin = (selector, pinned)
-        return pinned
-
     def deploy_and_gate(
         self, seen: Observed, target: str, desired: Dict[str, Any], replicas: int, expected: Dict[str, str]
     ) -> None:
@@ -456,7 +416,17 @@ class BlueGreen:
             self.job.save(lambda s: set_phase(s, "verifying", now=self.now()))
             self.result["verified_endpoints"] = self.verify(after)
             if not rolling_back:
-                self.watch(target)
+                watch_serving(
+                    self.client,
+                    self.ns,
+                    self.name(target),
+                    self.service_name,
+                    self.service_port(),
+                    self.health,
+                    window=float(self.params.get("post_switch_watch") or 0),
+                    clock=self.clock,
+                    heartbeat=self.job.beat,
+                )
                 self.analyse("post-promotion", post_analysis, target, version)
         except ReleaseError as exc:
             self.after_switch_failed(target, previous, after, expected, exc)
@@ -527,68 +497,17 @@ class BlueGreen:
             + "The new holder decides what happens next"
         )
 
+    def service_port(self) -> Any:
+        service = self.client.read("Service", self.ns, self.service_name)
+        return (((service.get("spec") or {}).get("ports") or [{}])[0]).get("port", 80)
+
     def verify(self, selector: Dict[str, str]) -> List[str]:
-        port = (
-            ((self.client.read("Service", self.ns, self.service_name).get("spec") or {}).get("ports") or [{}])[0]
-        ).get("port", 80)
         return self.router.verify(
             selector,
             timeout=self.params["verify_timeout"],
-            port=port,
+            port=self.service_port(),
             path=self.health.path,
             request_timeout=self.health.request_timeout,
-        )
-
-    def watch(self, slot: str) -> None:
-        """After the switch, the serving pods stay Ready, do not restart and answer, for ``post_switch_watch`` s.
-
-        This runs whether or not analysis is configured: a version that starts crash-looping right after
-        it gets traffic is switched back even when no metric check would have seen it.
-        """
-        window = float(self.params.get("post_switch_watch") or 0)
-        if window <= 0:
-            return
-        deployment = self.client.read("Deployment", self.ns, self.name(slot))
-        port = (
-            ((self.client.read("Service", self.ns, self.service_name).get("spec") or {}).get("ports") or [{}])[0]
-        ).get("port", 80)
-
-        def restarts(pods: List[Dict[str, Any]]) -> Dict[str, int]:
-            return {
-                p["metadata"]["name"]: sum(
-                    int(c.get("restartCount") or 0) for c in (p.get("status") or {}).get("containerStatuses") or []
-                )
-                for p in pods
-            }
-
-        baseline = restarts(current_pods(self.client, deployment))
-        end = self.clock.monotonic() + window
-        misses = {"proxy": 0}
-
-        def step() -> Tuple[bool, Any]:
-            pods = current_pods(self.client, deployment)
-            now = restarts(pods)
-            grew = sorted(name for name, count in now.items() if count > baseline.get(name, count))
-            unready = sorted(p["metadata"]["name"] for p in pods if not pod_ready(p))
-            status = self.client.service_proxy_get(
-                self.ns, self.service_name, port, self.health.path, self.health.request_timeout
-            ).status
-            misses["proxy"] = 0 if 200 <= status < 300 else misses["proxy"] + 1
-            if grew or unready or misses["proxy"] >= 2:
-                raise GateFailedError(
-                    "the serving pods became unhealthy after the switch",
-                    kind="Deployment",
-                    namespace=self.ns,
-                    name=self.name(slot),
-                    expected="Ready pods with no restarts answering %s for %.0fs" % (self.health.path, window),
-                    seen="restarted: %s; not ready: %s; last health answer HTTP %s"
-                    % (", ".join(grew) or "none", ", ".join(unready) or "none", status),
-                    data={"check": "post-switch watch", "restarted": grew, "unready": unready, "status": status},
-                )
-            return self.clock.monotonic() >= end, None
-
-        poll(
-            step, timeout=window + 30, interval=1.0, what="post-switch watch", clock=self.clock, heartbeat=self.job.beat
         )
 
     def drain(self, slot: str, switched: float) -> None:
@@ -721,123 +640,6 @@ class BlueGreen:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def plan_deployment(self, seen: Observed, target: str, desired: Dict[str, Any]) -> None:
-        current = seen.slots[target]
-        name = self.name(target)
-        replicas = desired["spec"]["replicas"]
-        if current is None:
-            self.job.add_step(
-                "create",
-                "Deployment",
-                name,
-                changes=[
-                    FieldChange("spec.template.image", None, self.params["image"]),
-                    FieldChange("spec.replicas", None, replicas),
-                ],
-            )
-            return
-        changes = []
-        if template_hash_of(current) != template_hash_of(desired):
-            changes.append(FieldChange("spec.template.image", image_of(current, self.container), self.params["image"]))
-            changes.append(
-                FieldChange("metadata.annotations.template-hash", template_hash_of(current), template_hash_of(desired))
-            )
-        if replicas_of(current) != replicas:
-            changes.append(FieldChange("spec.replicas", replicas_of(current), replicas))
-        if changes:
-            self.job.add_step("update", "Deployment", name, changes=changes)
-
-    def plan_gates(self, target: str, pre_analysis: List[str]) -> None:
-        name = self.name(target)
-        self.job.add_step(
-            "wait",
-            "Deployment",
-            name,
-            gate={"rollout_timeout": self.params["rollout_timeout"]},
-            note="rollout complete: observedGeneration, available replicas, no ProgressDeadlineExceeded",
-        )
-        self.job.add_step(
-            "gate",
-            "Deployment",
-            name,
-            gate=self.health.describe(),
-            note="each new pod answers the health endpoint through the API server pod proxy",
-        )
-        if pre_analysis:
-            self.job.add_step("analyse", "Deployment", name, gate={"phase": "pre-promotion", "checks": pre_analysis})
-
-    def plan_switch(self, expected: Dict[str, str], target: str, rolling_back: bool = False) -> None:
-        after = self.router.selector_for(expected, target)
-        if after != expected:
-            self.job.add_step(
-                "patch",
-                "Service",
-                self.service_name,
-                changes=[FieldChange("spec.selector", expected, after)],
-                note="only if the selector is still what this plan saw; otherwise the run stops with a conflict",
-            )
-        self.job.add_step(
-            "verify",
-            "Service",
-            self.service_name,
-            gate={"timeout": self.params["verify_timeout"]},
-            note="the Service's endpoints are exactly the new slot's ready pods and answer through the service proxy",
-        )
-        if self.autoscaler.manage and self.autoscaler.spec_to_follow([self.name(slot) for slot in SLOTS]) is not None:
-            self.job.add_step(
-                "apply",
-                "HorizontalPodAutoscaler",
-                self.name(target),
-                note="the autoscaler follows traffic right after the switch",
-            )
-        if rolling_back:
-            return
-        if float(self.params.get("post_switch_watch") or 0) > 0:
-            self.job.add_step(
-                "watch",
-                "Deployment",
-                self.name(target),
-                gate={"seconds": self.params["post_switch_watch"]},
-                note="serving pods stay Ready, do not restart and answer; otherwise switch back",
-            )
-        if self.params["post_promotion_analysis"]:
-            self.job.add_step(
-                "analyse",
-                "Service",
-                self.service_name,
-                gate={
-                    "phase": "post-promotion",
-                    "checks": self.params["post_promotion_analysis"],
-                    "on_failure": "switch the selector back",
-                },
-            )
-
-    def plan_scale_down(self, seen: Observed, slot: Optional[str]) -> None:
-        if slot is None or seen.slots.get(slot) is None or self.params["scale_down_delay"] < 0:
-            return
-        current = replicas_of(seen.slots[slot])
-        if current:
-            self.job.add_step(
-                "scale",
-                "Deployment",
-                self.name(slot),
-                changes=[FieldChange("spec.replicas", current, 0)],
-                note="after scale_down_delay=%ss, kept warm until then without the lease (a rollback may pre-empt it)"
-                % self.params["scale_down_delay"],
-            )
-
-    def plan_preview_service(self, seen: Observed, target: str) -> None:
-        name = self.params["preview_service"]
-        before = ((seen.preview or {}).get("spec") or {}).get("selector")
-        after = slot_selector(self.app, target)
-        if before != after:
-            self.job.add_step(
-                "create" if seen.preview is None else "patch",
-                "Service",
-                name,
-                changes=[FieldChange("spec.selector", before, after)],
-            )
-
     def ensure_preview_service(self, seen: Observed, target: str) -> None:
         name = self.params["preview_service"]
         selector = slot_selector(self.app, target)
@@ -888,7 +690,7 @@ class BlueGreen:
                 hint="Read the release with playbooks/status.yml; release the version you want (playbooks/release.yml)",
             )
         if slot_status(seen.state, pending) == "failed":
-            raise self.refusal(seen, pending, "promote")
+            raise refusal(seen.state or {}, pending, "promote", self.where)
         version = self.slot_version(pending)
         self.plan_gates(pending, [])
         self.plan_switch(dict(seen.selector), pending)
@@ -905,90 +707,22 @@ class BlueGreen:
 
     # -- rollback ---------------------------------------------------------------------------
 
-    def refusal(self, seen: Observed, slot: str, action: str) -> InvalidStateError:
-        entry = ((seen.state or {}).get("slots") or {}).get(slot) or {}
-        return InvalidStateError(
-            "refused to %s to slot %s: it is %s" % (action, slot, slot_status(seen.state, slot)),
-            kind="Deployment",
-            namespace=self.ns,
-            name=self.name(slot),
-            expected="a slot that served traffic and passed its gates",
-            seen="version %s, %s (%s)"
-            % (
-                entry.get("version"),
-                slot_status(seen.state, slot),
-                entry.get("status_reason") or "since %s" % (entry.get("status_at") or entry.get("failed_at")),
-            ),
-            hint="Release the version you want instead (playbooks/release.yml)",
-        )
+    @property
+    def where(self) -> Where:
+        return Where(self.ns, self.app, self.service_name)
 
     def rollback_target(self, seen: Observed, action: str = "roll back") -> Tuple[Optional[str], Optional[str]]:
-        """``(slot, None)`` to roll back to, ``(None, why)`` when rolling back is a no-op; raises when refused."""
-        state = seen.state or {}
         active = seen.active_slot
-        if active is None:
-            raise InvalidStateError(
-                "nothing to %s: the Service selects no slot" % action,
-                kind="Service",
-                namespace=self.ns,
-                name=self.service_name,
-                seen=json.dumps(seen.selector),
-            )
-        other = other_slot(active)
-        wanted = self.params.get("rollback_to")
-        slots = state.get("slots") or {}
-
-        def matches(slot: str) -> bool:
-            entry = slots.get(slot) or {}
-            return wanted in (entry.get("version"), str(entry.get("revision")))
-
-        if wanted:
-            if matches(active):
-                return None, "version %s already serves traffic from slot %s" % (wanted, active)
-            if not matches(other):
-                known = ", ".join(
-                    "slot %s: version %s revision %s"
-                    % (s, (slots.get(s) or {}).get("version"), (slots.get(s) or {}).get("revision"))
-                    for s in SLOTS
-                    if slots.get(s)
-                )
-                raise InvalidArgumentError(
-                    "rollback_to",
-                    "the version or revision of a slot (%s)" % (known or "no slot is recorded"),
-                    wanted,
-                    hint="Only what a slot still holds can be rolled back to; release an older version instead",
-                )
-        if state.get("pending_slot") == other:
-            raise InvalidStateError(
-                "refused to %s: slot %s holds a previewed release waiting for approval" % (action, other),
-                kind="Deployment",
-                namespace=self.ns,
-                name=self.name(other),
-                expected="no pending preview in the slot a rollback would switch to",
-                seen="pending version %s" % (slots.get(other) or {}).get("version"),
-                hint="Decide on the preview first: playbooks/promote.yml ships it, playbooks/abort.yml removes it",
-            )
-        deployment = seen.slots.get(other)
-        if deployment is None or image_of(deployment, self.container) is None:
-            raise InvalidStateError(
-                "no previous slot to %s to" % action,
-                kind="Deployment",
-                namespace=self.ns,
-                name=self.name(other),
-                expected="a Deployment from an earlier release",
-                seen="none",
-            )
-        status = slot_status(state, other)
-        if status == "rolled_back" and not wanted:
-            entry = slots.get(other) or {}
-            return None, "slot %s (version %s) was already rolled back from (%s); rolling back again is a no-op; " % (
-                other,
-                entry.get("version"),
-                entry.get("status_reason"),
-            ) + "set rollback_to=%s to return to it on purpose" % entry.get("version")
-        if status not in ("served", "rolled_back"):
-            raise self.refusal(seen, other, action)
-        return other, None
+        other = seen.slots.get(other_slot(active)) if active else None
+        return choose_rollback(
+            seen.state,
+            seen.selector,
+            active,
+            image_of(other, self.container),
+            self.params.get("rollback_to"),
+            self.where,
+            action,
+        )
 
     def do_rollback(self, seen: Observed) -> None:
         target, noop = self.rollback_target(seen)
@@ -1000,24 +734,6 @@ class BlueGreen:
         if not self.begin(seen, "rollback", target):
             return
         self.roll_back(seen, target, active)
-
-    def plan_rollback(self, seen: Observed, target: str, active: Optional[str]) -> int:
-        deployment = seen.slots[target]
-        warm = is_warm(deployment)
-        size = self.autoscaler.size_for(self.params["replicas"], seen.slots.get(active) if active else None)
-        if not warm or (replicas_of(deployment) or 0) < size:
-            self.job.add_step(
-                "scale",
-                "Deployment",
-                self.name(target),
-                changes=[FieldChange("spec.replicas", replicas_of(deployment), size)],
-                note="to the size that serves now, then gate before switching",
-            )
-            self.plan_gates(target, [])
-        self.plan_switch(dict(seen.selector), target, rolling_back=True)
-        self.plan_scale_down(seen, active)
-        self.result.update(active_slot=active, target_slot=target, previous_slot=active, instant=warm, replicas=size)
-        return size
 
     def roll_back(
         self, seen: Observed, target: str, active: Optional[str], failure: Optional[Dict[str, Any]] = None

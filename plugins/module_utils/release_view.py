@@ -19,12 +19,13 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
     deployment_name,
     image_of,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import InvalidArgumentError
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import InvalidArgumentError, InvalidStateError
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import (
     TAKEOVER_ANNOTATION,
     LeaseLock,
     lease_expiry,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.rollback_rules import Where, choose_rollback
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     ACTIVE_PHASES,
     SLOTS,
@@ -138,28 +139,25 @@ def find_problems(
     return problems
 
 
-def describe_rollback(active: Optional[str], state: Dict[str, Any], slots: Dict[str, Dict[str, Any]]) -> str:
-    """What ``rollback.yml`` (with no rollback_to) would do now, in words."""
-    if active is None:
-        return "refused: the Service selects no slot"
-    other = other_slot(active)
-    info = slots[other]
-    status = slot_status(state, other)
-    if state.get("pending_slot") == other:
-        return "refused: slot %s holds a previewed release; promote.yml or abort.yml decides it" % other
-    if not info["exists"] or status is None:
-        return "refused: no earlier slot to roll back to"
-    if status == "rolled_back":
-        return "no-op: slot %s (version %s) was already rolled back from; rollback_to=%s returns to it" % (
-            other,
-            info["recorded_version"],
-            info["recorded_version"],
-        )
-    if status != "served":
-        return "refused: slot %s is %s (%s)" % (other, status, info.get("status_reason"))
+def describe_rollback(
+    active: Optional[str],
+    selector: Dict[str, str],
+    state: Dict[str, Any],
+    slots: Dict[str, Dict[str, Any]],
+    where: Where,
+) -> str:
+    """What ``rollback.yml`` (with no rollback_to) would do now, in words: the engine's own decision."""
+    other = other_slot(active) if active else None
+    try:
+        target, noop = choose_rollback(state, selector, active, slots[other]["image"] if other else None, None, where)
+    except (InvalidStateError, InvalidArgumentError) as exc:
+        return "refused: %s" % exc.message
+    if noop:
+        return "no-op: %s" % noop
+    info = slots[target]
     warm = info["available"] >= info["replicas"] > 0
     return "switch to slot %s (version %s)%s" % (
-        other,
+        target,
         info["recorded_version"] or info["version"],
         ", instant: it is warm" if warm else ", after scaling it up and gating it",
     )
@@ -221,7 +219,7 @@ def read_release(client: Any, params: Dict[str, Any], now: datetime.datetime) ->
         "record": {"name": store.name, "exists": recorded_state is not None, "schema": state.get("schema")},
         "lock": describe_lock(lock, lease, now),
         "draining": state.get("draining"),
-        "next_rollback": describe_rollback(active, state, slots),
+        "next_rollback": describe_rollback(active, selector, state, slots, Where(ns, app, service_name)),
     }
     if preview is not None:
         preview_selector = dict((preview.get("spec") or {}).get("selector") or {})

@@ -563,7 +563,7 @@ def test_release_info_says_what_a_rollback_would_do(cluster: Cluster) -> None:
         )
 
     released(cluster, "1.0.0")
-    assert view()["next_rollback"] == "refused: no earlier slot to roll back to"
+    assert view()["next_rollback"] == "refused: no previous slot to roll back to"
     cluster.run(version="2.0.0", scale_down_delay=-1)
     assert view()["next_rollback"] == "switch to slot blue (version 1.0.0), instant: it is warm"
     assert view()["slots"]["green"]["status"] == "served"
