@@ -24,6 +24,8 @@ CLUSTER := hack/cluster/cluster
 PY_DIRS = $(wildcard plugins tests bench hack)
 INVENTORY ?= inventories/dev
 DEMO_VERSIONS ?= 1.0.0 1.1.0
+# End-to-end scenarios run at once (each in its own namespace).
+E2E_WORKERS ?= 3
 
 # kubectl and crictl of the local platform (built into a version-keyed cache by `make cluster`).
 KUBE_BIN := $(shell $(CLUSTER) bindir 2>/dev/null)
@@ -152,7 +154,13 @@ e2e: venv collections-link ## pytest tests/e2e: whole releases under load
 	@if ! find tests/e2e -name 'test_*.py' 2>/dev/null | grep -q .; then
 	  echo "e2e: no tests under tests/e2e yet: nothing to run"; exit 0
 	fi
-	PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH} python -m pytest -p no:cacheprovider tests/e2e
+	export PYTHONPATH=$(COLLECTIONS)$${PYTHONPATH:+:$$PYTHONPATH}
+	# Scenarios run side by side in their own namespaces (most of their time is waiting on pods, TTLs and
+	# load); the image they share is built once first. Tests marked `serial` disturb the whole platform
+	# (they cut the API server off) and run alone afterwards.
+	python tests/e2e/conftest.py --build-image
+	python -m pytest -p no:cacheprovider -n $(E2E_WORKERS) --dist load -m "not serial" tests/e2e
+	python -m pytest -p no:cacheprovider -m serial tests/e2e
 
 bench: venv collections-link ## Run each executable file in bench/ (results go to docs/benchmarks.md)
 	@mapfile -t runs < <(find bench -maxdepth 1 -type f -perm -u+x 2>/dev/null | sort)

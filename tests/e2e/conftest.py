@@ -63,6 +63,10 @@ def cluster_reachable() -> bool:
 SKIP_VARIABLE = "USERSERVICE_SKIP_CLUSTER_TESTS"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: disturbs the whole platform; runs alone, after the parallel tests")
+
+
 def pytest_collection_modifyitems(config, items):
     if not items or cluster_reachable():
         return
@@ -276,3 +280,13 @@ def load(namespace):
     yield make
     for generator in generators:
         generator.stop()
+
+
+if __name__ == "__main__":
+    # `python tests/e2e/conftest.py --build-image`: build and push the shared image once, before parallel workers.
+    if sys.argv[1:] == ["--build-image"]:
+        if not cluster_reachable():
+            sys.exit(0)  # the test run itself reports the missing cluster
+        print("e2e image:", build_user_service_image())
+    else:
+        sys.exit("usage: conftest.py --build-image")

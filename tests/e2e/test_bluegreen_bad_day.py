@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import kubectl_json, release_state
 from test_bluegreen_release import record, settle
 from test_bluegreen_resilience import kill_group, wait_for_state
@@ -179,6 +180,7 @@ def test_m8_the_new_slot_starts_at_the_size_real_load_scaled_the_hpa_to(release,
     record("bad_day_m8", hpa_replicas_before=scaled, new_slot_replicas=second.result["replicas"], failed=0)
 
 
+@pytest.mark.serial
 def test_m13_the_api_server_lost_for_eight_seconds_after_the_switch_is_ridden_out(release, load, namespace):
     """Every packet to the API server's port is dropped for 6 s while the run watches the new slot: reads and
     lease renewals retry, the release completes, traffic is never touched."""
