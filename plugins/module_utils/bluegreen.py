@@ -258,22 +258,16 @@ class BlueGreen(BlueGreenPlan):
         Once the lease is held the cluster is read again: a decision made on a snapshot taken before
         the lease (another run may have just finished) is not acted on.
         """
-        self.job.start(action, target, serving=seen.active_slot, **kwargs)
-        if self.check_mode:
+        again = self.job.start_unchanged(
+            action,
+            target,
+            serving=seen.active_slot,
+            planned=seen.fingerprint(),
+            reobserve=lambda: Observed(self.client, self.params, self.job.store, allow_missing_service=False),
+            **kwargs,
+        )
+        if again is None:
             return False
-        again = Observed(self.client, self.params, self.job.store, allow_missing_service=False)
-        if again.fingerprint() != seen.fingerprint():
-            error = InvalidStateError(
-                "the release changed between this run's plan and taking the lease",
-                kind="ConfigMap",
-                namespace=self.ns,
-                name=self.job.store.name,
-                expected="the Service, slots and record the plan was made on",
-                seen="another run changed them",
-                hint="Nothing was changed by this run; run it again to plan from the new state",
-            )
-            self.job.finish("failed", failure=self.job.failure_data(error))
-            raise error
         self.finish_draining(again, target)
         return True
 

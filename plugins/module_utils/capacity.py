@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.deployments import (
     pod_labels_of,
+    release_hash_of,
     replicas_of,
     selects,
     template_hash_of,
@@ -85,6 +86,34 @@ class Capacity:
         body = json.loads(json.dumps(desired))
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         self.log("update Deployment %s" % name)
+        return self.client.replace("Deployment", self.ns, body)
+
+    def promote(self, desired: Dict[str, Any], proof: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        """The one write that may replace a serving template: a canary's promotion to stable.
+
+        Allowed only when ``proof`` (the live canary Deployment) runs the very release ``desired`` carries,
+        and at the serving Deployment's live size (an autoscaler owns it); the rolling update keeps
+        every old pod until a new one is Ready.
+        """
+        name = desired["metadata"]["name"]
+        current = self.read(name)
+        if current is None or release_hash_of(proof) is None or release_hash_of(proof) != release_hash_of(desired):
+            raise ServingDeploymentError(
+                "refused to promote a release that has not run as the canary",
+                kind="Deployment",
+                namespace=self.ns,
+                name=name,
+                expected="the canary Deployment running release %s" % release_hash_of(desired),
+                seen="canary release %s" % release_hash_of(proof),
+                hint="Nothing was changed; release the version again to run its canary steps",
+            )
+        if template_hash_of(current) == template_hash_of(desired):
+            return current
+        self.before_write()
+        body = json.loads(json.dumps(desired))
+        body["spec"]["replicas"] = max(replicas_of(current) or 0, body["spec"]["replicas"])
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        self.log("promote Deployment %s to release %s" % (name, release_hash_of(desired)))
         return self.client.replace("Deployment", self.ns, body)
 
     def scale(self, name: str, replicas: int) -> bool:

@@ -256,6 +256,10 @@ RESOURCES: Dict[str, Tuple[str, str]] = {
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "VirtualService": ("/apis/networking.istio.io/v1", "virtualservices"),
 }
 
 
@@ -584,6 +588,16 @@ class KubeClient:
 
     def list_replica_sets(self, namespace: str, selector: Dict[str, str]) -> List[Dict[str, Any]]:
         return self.list("ReplicaSet", namespace, selector)
+
+    def pod_log(self, namespace: str, pod: str, tail_lines: int = 50, container: Optional[str] = None) -> str:
+        """The last lines a pod's container wrote (``pods/log``)."""
+        query: Dict[str, Any] = {"tailLines": int(tail_lines)}
+        if container:
+            query["container"] = container
+        path = "/api/v1/namespaces/%s/pods/%s/log" % (quote(namespace, safe=""), quote(pod, safe=""))
+        response = self._send("GET", path, query=query, timeout=self.request_timeout)
+        raise_for_status(response, "get", "Pod", namespace, pod)
+        return response.body.decode("utf-8", "replace")
 
     # -- proxies ---------------------------------------------------------------
 

@@ -17,6 +17,8 @@ TRACK_LABEL = "deploy.userservice.io/track"
 # Set by the Deployment controller on every pod of a ReplicaSet: it tells a rolling Deployment's pods apart.
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 TEMPLATE_HASH_ANNOTATION = "deploy.userservice.io/template-hash"
+# The release a Deployment runs, whatever slot or track carries it (the template without our slot/track labels).
+RELEASE_HASH_ANNOTATION = "deploy.userservice.io/release-hash"
 MANAGER = "userservice.deploy"
 
 
@@ -32,25 +34,56 @@ def slot_selector(app: str, slot: str) -> Dict[str, str]:
     return {NAME_LABEL: app, SLOT_LABEL: slot}
 
 
+def track_selector(app: str, track: str) -> Dict[str, str]:
+    return {NAME_LABEL: app, TRACK_LABEL: track}
+
+
 def build_deployment(params: Dict[str, Any], slot: str) -> Dict[str, Any]:
     """The desired slot Deployment: the caller's pod template with our labels and the digest pinned."""
+    return _build(
+        params, deployment_name(params["app"], slot), slot_selector(params["app"], slot), {}, SLOT_LABEL, slot
+    )
+
+
+def build_track(params: Dict[str, Any], track: str, pod_labels: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """The desired canary-strategy Deployment of ``track`` (stable or canary), ``params['replicas']`` pods."""
+    app = params["app"]
+    return _build(params, deployment_name(app, track), track_selector(app, track), pod_labels or {}, TRACK_LABEL, track)
+
+
+def _build(
+    params: Dict[str, Any],
+    name: str,
+    selector: Dict[str, str],
+    pod_labels: Dict[str, str],
+    role_label: str,
+    role: str,
+) -> Dict[str, Any]:
     app = params["app"]
     template = json.loads(json.dumps(params["pod_template"]))
     meta = template.setdefault("metadata", {})
     labels = dict(meta.get("labels") or {})
-    labels.update(slot_selector(app, slot))
     labels[VERSION_LABEL] = params["version"]
     labels[MANAGED_BY_LABEL] = MANAGER
-    meta["labels"] = labels
     container = params.get("container_name") or app
     for spec in template["spec"]["containers"]:
         if spec.get("name") == container:
             spec["image"] = params["image"]
+    # What the release is, whichever slot or track carries it: a canary promoted to stable is the same release.
+    release = canonical_hash(
+        {
+            "template": dict(template, metadata=dict(meta, labels=labels)),
+            "deadline": params["progress_deadline_seconds"],
+        }
+    )
+    labels.update(selector)
+    labels.update(pod_labels)
+    meta["labels"] = labels
     spec = {
         "replicas": params["replicas"],
         "progressDeadlineSeconds": params["progress_deadline_seconds"],
         "revisionHistoryLimit": 2,
-        "selector": {"matchLabels": slot_selector(app, slot)},
+        "selector": {"matchLabels": selector},
         "template": template,
     }
     template_hash = canonical_hash({"template": template, "deadline": spec["progressDeadlineSeconds"]})
@@ -58,18 +91,24 @@ def build_deployment(params: Dict[str, Any], slot: str) -> Dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": deployment_name(app, slot),
+            "name": name,
             "namespace": params["namespace"],
             "labels": {
                 NAME_LABEL: app,
-                SLOT_LABEL: slot,
+                role_label: role,
                 VERSION_LABEL: params["version"],
                 MANAGED_BY_LABEL: MANAGER,
             },
-            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash},
+            "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash, RELEASE_HASH_ANNOTATION: release},
         },
         "spec": spec,
     }
+
+
+def release_hash_of(deployment: Optional[Dict[str, Any]]) -> Optional[str]:
+    if deployment is None:
+        return None
+    return ((deployment.get("metadata") or {}).get("annotations") or {}).get(RELEASE_HASH_ANNOTATION)
 
 
 def replicas_of(deployment: Optional[Dict[str, Any]]) -> Optional[int]:

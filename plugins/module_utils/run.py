@@ -16,7 +16,11 @@ import contextlib
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import LockLostError, ReleaseError
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    InvalidStateError,
+    LockLostError,
+    ReleaseError,
+)
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import LeaseHeartbeat, LeaseLock
 from ansible_collections.userservice.deploy.plugins.module_utils.plan import Plan, PlanStep
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
@@ -160,6 +164,42 @@ class ReleaseRun:
                 phase=phase,
             )
         )
+
+    def start_unchanged(
+        self,
+        action: str,
+        target: Optional[str],
+        *,
+        serving: Optional[str],
+        planned: Any,
+        reobserve: Callable[[], Any],
+        resume: bool = False,
+        phase: str = "deploying",
+    ) -> Optional[Any]:
+        """Start the run, then read the cluster again under the lease: act only on what the plan saw.
+
+        Another run may have finished between this run's plan (made before the lease) and taking the
+        lease; its changes would make the plan wrong. ``reobserve`` returns a fresh snapshot with a
+        ``fingerprint()``; the run fails, having changed nothing, unless it equals ``planned``. Returns
+        the fresh snapshot, or None in check mode (the plan is complete and nothing is written).
+        """
+        self.start(action, target, serving=serving, resume=resume, phase=phase)
+        if self.check_mode:
+            return None
+        again = reobserve()
+        if again.fingerprint() != planned:
+            error = InvalidStateError(
+                "the release changed between this run's plan and taking the lease",
+                kind="ConfigMap",
+                namespace=self.ns,
+                name=self.store.name,
+                expected="the Service, Deployments and record the plan was made on",
+                seen="another run changed them",
+                hint="Nothing was changed by this run; run it again to plan from the new state",
+            )
+            self.finish("failed", failure=self.failure_data(error))
+            raise error
+        return again
 
     def supersede(self, dead: Dict[str, Any], serving: Optional[str]) -> None:
         reason = "run %s (%s) died (lease lost or process killed) and was superseded by run %s" % (

@@ -26,8 +26,12 @@ SCHEMA_VERSION = 1
 DATA_KEY = "state.json"
 HISTORY_LIMIT = 10
 SLOTS = ("blue", "green")
+# The canary strategy's two Deployments; the record keeps them under "slots" like blue/green's.
+TRACKS = ("stable", "canary")
+STRATEGIES = ("bluegreen", "canary")
 
-REST_PHASES = ("idle", "done", "failed", "rolled_back", "aborted")
+# "paused": a canary waits for approval at a step; "frozen": a canary held its weights after a failure.
+REST_PHASES = ("idle", "done", "failed", "rolled_back", "aborted", "paused", "frozen")
 # What a slot's history says about it: rollback, abort and the monitor decide on this, never on guesses.
 #   unverified  deployed, never passed its gates and served (a dead run's target stays here until superseded)
 #   served      passed its gates and served traffic
@@ -36,18 +40,21 @@ REST_PHASES = ("idle", "done", "failed", "rolled_back", "aborted")
 SLOT_STATUSES = ("unverified", "served", "failed", "rolled_back")
 # Actions whose run moves traffic to their target: only these may be resumed after their switch.
 SWITCHING_ACTIONS = ("release", "promote")
-ACTIVE_PHASES = ("deploying", "gating", "analysing", "switched", "verifying")
+ACTIVE_PHASES = ("deploying", "gating", "analysing", "switched", "verifying", "stepping", "promoting")
 PHASES = REST_PHASES + ACTIVE_PHASES
-OUTCOMES = ("done", "failed", "rolled_back", "aborted")
+OUTCOMES = ("done", "failed", "rolled_back", "aborted", "paused", "frozen")
 
 # Forward moves of a run. Every active phase may also end in any outcome, and a
 # resumed run may re-enter the phase it died in.
 _FORWARD: Dict[str, Tuple[str, ...]] = {
-    "deploying": ("gating", "switched"),
-    "gating": ("analysing", "switched", "done"),
-    "analysing": ("switched", "done"),
+    "deploying": ("gating", "switched", "stepping", "promoting"),
+    "gating": ("analysing", "switched", "done", "stepping", "promoting"),
+    "analysing": ("switched", "done", "stepping", "promoting"),
     "switched": ("verifying", "done"),
     "verifying": ("done",),
+    # canary: weights and pauses, analyses between them, then the promotion
+    "stepping": ("analysing", "gating", "promoting"),
+    "promoting": ("gating",),
 }
 
 MANAGED_LABELS = {"app.kubernetes.io/managed-by": "userservice.deploy"}
@@ -70,6 +77,9 @@ def new_state(app: str) -> Dict[str, Any]:
         "history": [],
         "last_failure": None,
         "draining": None,
+        "strategy": None,
+        # canary progress: steps (their hash), the next step, the weight, approval waits and freezes
+        "canary": None,
         "updated_at": None,
     }
 
@@ -164,8 +174,9 @@ def set_slot(
     replicas: Optional[int] = None,
     template_hash: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Record what a slot now runs; the revision counts every new pod template."""
-    other_slot(slot)
+    """Record what a slot (or canary track) now runs; the revision counts every new pod template."""
+    if slot not in SLOTS + TRACKS:
+        raise InvalidArgumentError("slot", "blue, green, stable or canary", slot)
     if "@sha256:" not in image:
         raise InvalidArgumentError("image", "an image reference pinned by digest (name@sha256:...)", image)
     new = _copy(state)

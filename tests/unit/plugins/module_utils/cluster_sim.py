@@ -67,6 +67,11 @@ class SimKube(FakeKube):
 
     def patch(self, kind: str, namespace: str, name: str, patch: Any, **kwargs: Any) -> Dict[str, Any]:
         self._maybe_die("patch", kind, name)
+        if kind == "Pod":
+            self.calls.append(("patch", kind, name))
+            pod = next(p for p in self.pods if p["metadata"]["name"] == name)
+            pod["metadata"]["labels"].update((patch.get("metadata") or {}).get("labels") or {})
+            return copy.deepcopy(pod)
         return super().patch(kind, namespace, name, patch, **kwargs)
 
     def replace(self, kind: str, namespace: str, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -116,8 +121,12 @@ class SimKube(FakeKube):
         meta.setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
         replicas = int(spec.get("replicas") or 0)
         pod_labels = dict(template["metadata"]["labels"], **{POD_TEMPLATE_HASH_LABEL: template_hash})
+        # The controller keeps the pods of the current ReplicaSet, whatever other labels were put on them.
         keep = [
-            p for p in self.pods if p["metadata"].get("owner") == meta["name"] and p["metadata"]["labels"] == pod_labels
+            p
+            for p in self.pods
+            if p["metadata"].get("owner") == meta["name"]
+            and p["metadata"]["labels"].get(POD_TEMPLATE_HASH_LABEL) == template_hash
         ]
         others = [p for p in self.pods if p["metadata"].get("owner") != meta["name"]]
         while len(keep) < replicas:
