@@ -45,6 +45,7 @@ class Operator:
             K8S_AUTH_KUBECONFIG=str(KUBECONFIG),
             ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
             ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_SHOW_CUSTOM_STATS="1",
         )
         env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
         proc = run(
@@ -79,7 +80,7 @@ class Outcome:
         self.rc, self.result, self.message, self.output = rc, result, message, output
 
     def __repr__(self) -> str:
-        return f"Outcome(rc={self.rc}, message={self.message[:300]!r})"
+        return f"Outcome(rc={self.rc}, message={self.message[:300]!r}, result={self.result!r}, output={self.output[-1500:]!r})"
 
 
 @pytest.fixture
