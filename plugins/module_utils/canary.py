@@ -705,6 +705,7 @@ class Canary:
             self.notify("frozen", step=index, weight=weight, failure=failure)
             return
         self.job.cleanup("taking the canary out of traffic", self.abort_canary)
+        self.result["aborted_at"] = self.now()
         self.job.cleanup(
             "recording the failure",
             lambda: self.job.save(

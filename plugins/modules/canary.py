@@ -306,6 +306,10 @@ autoscaler:
   description: What the module did to the stable track's HPA.
   returned: after a first release or a promotion
   type: dict
+aborted_at:
+  description: When a failed step's canary was taken out of traffic (weight 0).
+  returned: when a failure aborted the canary
+  type: str
 interrupted_run:
   description: The run the record showed in flight (its holder died); it was resumed or superseded.
   returned: when a dead run was found

@@ -187,10 +187,11 @@ def namespace():
 class Releaser:
     """Runs tests/e2e/playbooks/bluegreen.yml (staging inventory, pointed at the local cluster)."""
 
-    def __init__(self, namespace: str, image: str, tmp: Path) -> None:
+    def __init__(self, namespace: str, image: str, tmp: Path, playbook: str = "bluegreen.yml") -> None:
         self.namespace = namespace
         self.image = image
         self.tmp = tmp
+        self.playbook = playbook
 
     def command(self, result_file: Path, **variables: Any) -> list:
         extra = {
@@ -209,7 +210,7 @@ class Releaser:
             str(VENV_BIN / "ansible-playbook"),
             "-i",
             str(REPO / "inventories" / "staging"),
-            str(REPO / "tests" / "e2e" / "playbooks" / "bluegreen.yml"),
+            str(REPO / "tests" / "e2e" / "playbooks" / self.playbook),
             "-e",
             json.dumps(extra),
         ]
@@ -251,6 +252,11 @@ class Run:
 @pytest.fixture
 def release(namespace, user_service_image, tmp_path) -> Releaser:
     return Releaser(namespace, user_service_image, tmp_path)
+
+
+@pytest.fixture
+def canary(namespace, user_service_image, tmp_path) -> Releaser:
+    return Releaser(namespace, user_service_image, tmp_path, playbook="canary.yml")
 
 
 def service_ip(namespace: str) -> str:

@@ -39,6 +39,10 @@ class LoadGenerator:
     timeout: float = 5.0
     max_seconds: float = 600.0
     max_requests: int = 20000
+    # False: one connection per request (a fleet of independent clients). True: each worker keeps its
+    # connection open (a real client's pool), which pins it to one pod behind a Service.
+    keepalive: bool = False
+    headers: Dict[str, str] = field(default_factory=dict)
     outcomes: List[Outcome] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -81,21 +85,36 @@ class LoadGenerator:
 
     def _worker(self, index: int) -> None:
         interval = 1.0 / self.rate
+        conn: Optional[http.client.HTTPConnection] = None
         while not self._stop.is_set():
             slot = self._next_slot()
             if slot is None or time.monotonic() - self.t0 > self.max_seconds:
-                return
+                break
             due = self.t0 + slot * interval
             delay = due - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
-                return
-            self._record(self._request())
+                break
+            if self.keepalive:
+                if conn is None:
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                outcome = self._request(conn)
+                if not outcome.ok:
+                    conn.close()
+                    conn = None
+                self._record(outcome)
+            else:
+                self._record(self._request(None))
+        if conn is not None:
+            conn.close()
 
-    def _request(self) -> Outcome:
+    def _request(self, kept: Optional[http.client.HTTPConnection]) -> Outcome:
         started = time.monotonic()
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = kept or http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request("GET", self.path, headers={"Connection": "close"})
+            headers = dict(self.headers)
+            if kept is None:
+                headers["Connection"] = "close"
+            conn.request("GET", self.path, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
             version = None
@@ -107,7 +126,8 @@ class LoadGenerator:
         except (OSError, http.client.HTTPException) as exc:
             return Outcome(started, time.monotonic() - started, None, None, "%s: %s" % (type(exc).__name__, exc))
         finally:
-            conn.close()
+            if kept is None:
+                conn.close()
 
     def _record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -132,6 +152,12 @@ class LoadGenerator:
             if outcome.ok:
                 counts[outcome.version] = counts.get(outcome.version, 0) + 1
         return counts
+
+    def share(self, version: str, start: float, end: float) -> Dict[str, float]:
+        """Share (percent) of the answers started in [start, end) that came from ``version``, and how many."""
+        window = [o for o in self.snapshot() if start <= o.started < end and o.ok]
+        hits = sum(1 for o in window if o.version == version)
+        return {"percent": round(100.0 * hits / len(window), 1) if window else 0.0, "answers": len(window)}
 
     def first_time_all(self, version: str, since: float = 0.0) -> Optional[float]:
         """Start time of the first request of the final run of answers that all came from ``version``."""

@@ -1,0 +1,161 @@
+"""Canary releases of the real User Service on the platform under load: the share of new-version answers follows
+each step, a bad canary is aborted at its first analysis, approvals pause, a killed run resumes at its step.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from conftest import kubectl_json, release_state
+from test_bluegreen_release import record, settle
+from test_bluegreen_resilience import kill_group, wait_for_state
+
+PROMETHEUS = {"url": "http://127.0.0.1:9090", "timeout": 5}
+ERROR_RATIO = {
+    "name": "error-ratio",
+    "type": "prometheus",
+    "metric": "error_ratio",
+    "window": "20s",
+    "max": 0.05,
+    "samples": 2,
+    "interval": 5,
+    "initial_delay": 10,
+    "on_no_data": "inconclusive",
+}
+ANALYSIS = {"prometheus": PROMETHEUS, "checks": [ERROR_RATIO]}
+
+
+def wall(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def mono(stream, stamp: str) -> float:
+    return stream.t0 + wall(stamp) - stream.t0_wall
+
+
+def tracks(namespace: str) -> dict:
+    out = {}
+    for track in ("stable", "canary"):
+        found = kubectl_json("-n", namespace, "get", "deployments", "-l", "deploy.userservice.io/track=" + track)
+        out[track] = [
+            (d["spec"]["replicas"], d["metadata"]["labels"].get("app.kubernetes.io/version")) for d in found["items"]
+        ]
+    return out
+
+
+def shares_per_step(stream, result, version, settle_seconds=3.0):
+    """The share of ``version`` answers between each weight step and the next (or the promotion)."""
+    steps = result["weights"]
+    out = []
+    for index, step in enumerate(steps):
+        start = mono(stream, step["at"]) + settle_seconds
+        end = mono(stream, steps[index + 1]["at"]) if index + 1 < len(steps) else start + 12
+        share = stream.share(version, start, end)
+        out.append({"weight": step["weight"], "pod_share": step["share"], **share})
+    return out
+
+
+def test_a_good_canary_walks_every_step_with_zero_failed_requests(canary, load, namespace):
+    assert canary(version="1.0.0").rc == 0
+    steps = [{"weight": 25}, {"pause": 15}, {"analysis": ["error-ratio"]}, {"weight": 50}, {"pause": 15}]
+    with load(rate=20, max_seconds=400) as fresh, load(rate=20, max_seconds=400, keepalive=True) as kept:
+        settle(fresh)
+        run = canary(version="2.0.0", steps=steps, analysis=ANALYSIS)
+        settle(fresh, 3)
+    assert run.rc == 0, run.output[-3000:]
+    assert run.result["status"] == "promoted"
+    assert run.result["verdicts"]["step 2"]["verdict"] == "pass", run.result["verdicts"]
+    per_connection = shares_per_step(fresh, run.result, "2.0.0")
+    pooled = shares_per_step(kept, run.result, "2.0.0")
+    # 2 stable pods: 25% is 1 canary pod (a 33% share), 50% is 2 (50%). One connection per request follows
+    # the pods' share within sampling error; pooled connections stay on the pods they first reached.
+    for step in per_connection:
+        assert step["answers"] >= 150, per_connection
+        assert abs(step["percent"] - step["pod_share"]) <= 10, per_connection
+    for summary in (fresh.summary(), kept.summary()):
+        assert summary["failed"] == 0, summary
+    assert tracks(namespace) == {"stable": [(2, "2.0.0")], "canary": []}
+    record("canary_good", per_connection=per_connection, keepalive=pooled, seconds=round(run.seconds, 1))
+
+
+def test_a_bad_canary_is_aborted_at_its_first_analysis(canary, load, namespace):
+    assert canary(version="1.0.0").rc == 0
+    steps = [{"weight": 25}, {"analysis": ["error-ratio"]}, {"weight": 50}, {"analysis": ["error-ratio"]}]
+    with load(rate=20, max_seconds=400) as stream:
+        settle(stream)
+        run = canary(version="2.0.0", steps=steps, analysis=ANALYSIS, env={"FAULT_ERROR_RATE": "0.5"})
+        settle(stream, 5)
+    assert run.rc != 0 and run.result["status"] == "aborted", run.output[-3000:]
+    failure = run.result["failure"]
+    assert failure["check"] == "error-ratio" and failure["value"] > 0.05 and failure["bound"], failure
+    assert 'track="canary"' in failure["query"], failure["query"]
+    assert run.result["weights"] and run.result["weights"][-1]["weight"] == 25  # never reached 50
+    assert tracks(namespace)["stable"] == [(2, "1.0.0")] and tracks(namespace)["canary"] == [(0, "2.0.0")]
+    bad = [o for o in stream.snapshot() if not o.ok]
+    aborted = mono(stream, run.result["aborted_at"])
+    after = [o for o in bad if o.started > aborted + 2]
+    assert not after, after[:3]  # no bad answer once the canary was out of traffic
+    first_bad = min(o.started for o in bad) if bad else None
+    state = release_state(namespace)
+    assert state["slots"]["canary"]["status"] == "failed" and state["last_failure"]["check"] == "error-ratio"
+    record(
+        "canary_bad",
+        failed_requests=len(bad),
+        requests=stream.summary()["requests"],
+        first_bad_to_weight_zero_s=round(aborted - first_bad, 1) if first_bad else None,
+    )
+
+
+def test_an_approval_pause_then_promote_and_a_freeze_then_abort(canary, load, namespace):
+    assert canary(version="1.0.0").rc == 0
+    steps = [{"weight": 25}, {"pause": "approval"}, {"weight": 50}]
+    with load(rate=10, max_seconds=400) as stream:
+        settle(stream)
+        paused = canary(version="2.0.0", steps=steps)
+        waiting = canary(version="2.0.0", steps=steps)
+        promoted = canary(state="promoted", steps=steps)
+        frozen = canary(
+            version="3.0.0",
+            steps=[{"weight": 25}, {"analysis": ["error-ratio"]}, {"weight": 50}],
+            analysis=ANALYSIS,
+            env={"FAULT_ERROR_RATE": "0.5"},
+            on_failure="freeze",
+        )
+        held = tracks(namespace)
+        aborted = canary(state="aborted")
+        settle(stream, 3)
+    assert paused.rc == 0 and paused.result["status"] == "paused" and paused.result["waiting"] == "approval"
+    assert waiting.rc == 0 and waiting.result["changed"] is False
+    assert promoted.rc == 0 and promoted.result["status"] == "promoted", promoted.output[-2000:]
+    assert frozen.rc != 0 and frozen.result["status"] == "frozen", frozen.output[-2000:]
+    assert held["canary"] == [(1, "3.0.0")]  # the weights held
+    assert aborted.rc == 0 and aborted.result["status"] == "aborted"
+    assert tracks(namespace) == {"stable": [(2, "2.0.0")], "canary": [(0, "3.0.0")]}
+    failed = [o for o in stream.snapshot() if not o.ok]
+    assert all(o.version in (None, "3.0.0") for o in failed), failed[:3]  # only the frozen canary's own errors
+    record("canary_approval_freeze", requests=stream.summary()["requests"], failed_from_frozen_canary=len(failed))
+
+
+def test_a_canary_killed_mid_step_resumes_there(canary, load, namespace):
+    assert canary(version="1.0.0").rc == 0
+    steps = [{"weight": 25}, {"pause": 40}, {"weight": 50}, {"pause": 5}]
+    with load(rate=10, max_seconds=400) as stream:
+        settle(stream)
+        proc = canary.start(version="2.0.0", steps=steps, lock_ttl=10)[0]
+        wait_for_state(
+            namespace,
+            lambda s: (s.get("canary") or {}).get("next") == 1 and (s.get("canary") or {}).get("weight") == 25,
+        )
+        time.sleep(2)
+        kill_group(proc)
+        pods_at_kill = tracks(namespace)["canary"]
+        time.sleep(11)
+        resumed = canary(version="2.0.0", steps=steps)
+        settle(stream, 3)
+    assert pods_at_kill == [(1, "2.0.0")]
+    assert resumed.rc == 0 and resumed.result["resumed"] is True, resumed.output[-2000:]
+    assert [w["weight"] for w in resumed.result["weights"]] == [50]
+    assert resumed.result["weights"][0]["replicas"]["canary"] == 2
+    assert stream.summary()["failed"] == 0, stream.summary()
+    record("canary_resume", requests=stream.summary()["requests"], failed=0)
