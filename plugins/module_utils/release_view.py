@@ -29,6 +29,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.rollback_rules 
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     ACTIVE_PHASES,
     SLOTS,
+    TRACKS,
     StateStore,
     new_state,
     other_slot,
@@ -139,6 +140,60 @@ def find_problems(
     return problems
 
 
+def find_track_problems(state: Dict[str, Any], tracks: Dict[str, Dict[str, Any]], service_exists: bool) -> List[str]:
+    problems = []
+    if not service_exists:
+        problems.append("the app's Service does not exist")
+    stable = tracks["stable"]
+    if not stable["exists"]:
+        problems.append("the stable track's Deployment does not exist")
+    elif stable["replicas"] == 0:
+        problems.append("the stable track is scaled to 0")
+    for track, info in tracks.items():
+        if info["exists"] and info["recorded_digest"] and info["digest"] != info["recorded_digest"]:
+            problems.append(
+                "track %s runs %s but the state record says %s" % (track, info["digest"], info["recorded_digest"])
+            )
+    return problems
+
+
+def describe_canary(state: Dict[str, Any], tracks: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Where the canary stands and what the next command does, in words."""
+    progress = dict(state.get("canary") or {})
+    phase = state.get("phase")
+    steps = list(progress.get("steps") or [])
+    step = progress.get("next")
+    if phase in ACTIVE_PHASES:
+        status, next_command = "in progress", "a run is at step %s (or died there: release.yml again resumes it)" % step
+    elif progress.get("waiting"):
+        status = "paused"
+        next_command = "promote.yml continues with step %s (%s); abort.yml takes the canary to weight 0" % (
+            step,
+            steps[step] if step is not None and step < len(steps) else "the promotion",
+        )
+    elif progress.get("frozen"):
+        status = "frozen"
+        next_command = "promote.yml ships the canary as it is; abort.yml takes it to weight 0"
+    elif progress.get("done") or not tracks["canary"]["exists"]:
+        status, next_command = "idle", "release.yml with a new version starts a canary"
+    elif tracks["canary"]["replicas"] == 0:
+        status, next_command = "aborted", "release.yml with a (fixed) version starts a new canary"
+    else:
+        status, next_command = "stopped", "release.yml resumes the canary; abort.yml ends it"
+    return {
+        "status": status,
+        "version": progress.get("version"),
+        "step": step,
+        "steps": steps,
+        "weight": progress.get("weight"),
+        "share": progress.get("share"),
+        "waiting": progress.get("waiting"),
+        "frozen": progress.get("frozen"),
+        "last_failure": state.get("last_failure"),
+        "next_command": next_command,
+    }
+
+
 def describe_rollback(
     active: Optional[str],
     selector: Dict[str, str],
@@ -194,7 +249,21 @@ def read_release(client: Any, params: Dict[str, Any], now: datetime.datetime) ->
     lease = lock.read()
 
     exists = recorded_state is not None or any(d is not None for d in deployments.values()) or active is not None
-    problems = find_problems(active, state, slots, service is not None, exists)
+    canary = state.get("strategy") == "canary"
+    if canary:
+        tracks = {
+            track: describe_slot(
+                track,
+                client.read_optional("Deployment", ns, deployment_name(app, track)),
+                (state.get("slots") or {}).get(track) or {},
+                deployment_name(app, track),
+                container,
+            )
+            for track in TRACKS
+        }
+        problems = find_track_problems(state, tracks, service is not None)
+    else:
+        problems = find_problems(active, state, slots, service is not None, exists)
     in_flight = state.get("phase") in ACTIVE_PHASES and bool(state.get("run"))
     limit = params["history_limit"]
     history = list(state.get("history") or [])
@@ -221,6 +290,16 @@ def read_release(client: Any, params: Dict[str, Any], now: datetime.datetime) ->
         "draining": state.get("draining"),
         "next_rollback": describe_rollback(active, selector, state, slots, Where(ns, app, service_name)),
     }
+    if canary:
+        result.update(
+            strategy="canary",
+            tracks=tracks,
+            canary=describe_canary(state, tracks),
+            next_rollback="with the canary strategy: abort.yml takes a canary in progress to weight 0; a promoted "
+            "release is rolled back by releasing the previous version (it runs as a canary)",
+        )
+    else:
+        result["strategy"] = "bluegreen" if exists else None
     if preview is not None:
         preview_selector = dict((preview.get("spec") or {}).get("selector") or {})
         result["preview"] = {

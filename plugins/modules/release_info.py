@@ -186,6 +186,21 @@ draining:
       it over, and the next run scales it down once it is due. Null when nothing drains.
   returned: always
   type: dict
+strategy:
+  description: V(bluegreen) or V(canary), from the state record (V(null) when nothing was released).
+  returned: always
+  type: str
+tracks:
+  description: With the canary strategy, the C(stable) and C(canary) Deployments, described like RV(slots).
+  returned: when the strategy is canary
+  type: dict
+canary:
+  description:
+    - Where a canary stands. Keys are status (V(in progress), V(paused), V(frozen), V(aborted), V(stopped),
+      V(idle)), version, step (the next step), steps, weight, share (of the pods, with the replica router), waiting,
+      frozen, last_failure, and next_command (what promote.yml, abort.yml or release.yml would do now).
+  returned: when the strategy is canary
+  type: dict
 next_rollback:
   description:
     - What C(playbooks/rollback.yml) without O(userservice.deploy.bluegreen#module:rollback_to) would do now, in words

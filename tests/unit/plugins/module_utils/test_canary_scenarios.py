@@ -392,3 +392,21 @@ def test_options_shared_with_bluegreen_are_the_same(cluster: Cluster) -> None:
     for option in ("namespace", "app", "image", "version", "pod_template", "replicas", "autoscaler"):
         assert CANARY_OPTIONS[option] == BLUEGREEN_OPTIONS[option], option
     assert issubclass(AnalysisFailedError, ReleaseError)
+
+
+def test_release_info_shows_canary_progress_and_the_next_command(cluster: Cluster) -> None:
+    from ansible_collections.userservice.deploy.plugins.module_utils.release_view import read_release
+
+    def view() -> Dict[str, Any]:
+        return read_release(
+            cluster.kube, {"namespace": NS, "app": "user-service", "history_limit": 5}, cluster.clock.now()
+        )
+
+    cluster.run()
+    assert view()["strategy"] == "canary" and view()["canary"]["status"] == "idle" and view()["consistent"]
+    steps = [{"weight": 25}, {"pause": "approval"}, {"weight": 50}]
+    cluster.run(version="2.0.0", steps=steps)
+    progress = view()["canary"]
+    assert progress["status"] == "paused" and progress["weight"] == 25 and progress["step"] == 2
+    assert progress["next_command"].startswith("promote.yml continues with step 2 (weight 50)")
+    assert view()["tracks"]["canary"]["status"] == "unverified"
