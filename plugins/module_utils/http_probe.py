@@ -67,6 +67,36 @@ def redact_text(text: str, url: str) -> str:
     return text
 
 
+# What free text (a check Job's log, its argv) may carry that must never reach a result or the state record.
+_SECRET_PATTERNS = [
+    # scheme://user:password@host -> scheme://***@host
+    (re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@"), r"\1***@"),
+    # Authorization: Bearer abc / Basic abc / a bare value
+    (
+        re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?[^\s\"',;]+"),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*"), r"\1***"),
+    # JSON Web Tokens (ServiceAccount tokens, OIDC) wherever they stand.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), "***"),
+    # password=..., "api_key": "...", token: ...
+    (
+        re.compile(
+            r"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\s\"',;&]+"
+        ),
+        r"\1***",
+    ),
+]
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with bearer tokens, Authorization values, JWTs, ``password=``-style values and URL userinfo as ``***``."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 # ---------------------------------------------------------------------------
 # The HTTP boundary
 # ---------------------------------------------------------------------------

@@ -20,12 +20,37 @@ from ansible_collections.userservice.deploy.plugins.module_utils.http_probe impo
     HttpUnreachable,
     describe_answer,
     judge_answer,
+    redact_secrets,
     redact_text,
     redact_url,
     send_probe,
     urllib_get,
 )
 from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.fakes import FakeClock, FakeKube
+
+
+class TestSecretsInFreeText:
+    """Check Job logs and argv go into results: whatever looks like a credential is masked."""
+
+    @pytest.mark.parametrize(
+        "line, shown",
+        [
+            ("curl https://ops:hunter2@api.internal/x", "curl https://***@api.internal/x"),
+            ("postgres://app:pw@db:5432/users", "postgres://***@db:5432/users"),
+            ("Authorization: Bearer abc.DEF-123_x", "Authorization: ***"),
+            ("authorization=Basic b3BzOmh1bnRlcjI=", "authorization=***"),
+            ('{"Authorization": "Token zzz"}', '{"Authorization": "***"}'),
+            ("sent bearer eyJhbGciOiJSUzI1NiJ9.payload.sig", "sent bearer ***"),
+            ("token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl end", "token *** end"),
+            ("password=hunter2&user=ops", "password=***&user=ops"),
+            ('{"api_key": "k-123", "n": 1}', '{"api_key": "***", "n": 1}'),
+            ("CLIENT_SECRET: abc; next", "CLIENT_SECRET: ***; next"),
+            ("GET http://user-service:8080/health -> 200", "GET http://user-service:8080/health -> 200"),
+            ("the token was rotated", "the token was rotated"),
+        ],
+    )
+    def test_masked(self, line: str, shown: str) -> None:
+        assert redact_secrets(line) == shown
 
 
 class TestRedaction:
