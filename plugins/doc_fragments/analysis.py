@@ -10,7 +10,8 @@ class ModuleDocFragment:
 options:
   analysis:
     description:
-      - Metric (Prometheus) and HTTP checks, declared once and run by name in the phases the module offers.
+      - Metric (Prometheus), HTTP, Kubernetes Job and comparative (canary against baseline) checks, declared once
+        and run by name in the phases the module offers. C(docs/analysis.md) explains how each type decides.
       - Each check takes O(analysis.checks[].samples) samples, one every O(analysis.checks[].interval) seconds,
         and ends with a verdict V(pass), V(fail), V(error) or V(inconclusive). Checks of one phase run side by
         side; the first V(fail) or V(error) stops the others (they end V(inconclusive)). The phase verdict is
@@ -23,7 +24,8 @@ options:
         ok and is inconclusive if the samples run out first; otherwise it passes after its last sample.
       - A sample that could not be taken is an B(error), not a failed sample. That is, Prometheus did not answer
         or answered an HTTP error, rejected the query, timed out, or returned more than one series; or the API
-        server did not relay an O(analysis.checks[].service) or O(analysis.checks[].pod) check. Errors do not count
+        server did not relay an O(analysis.checks[].service) or O(analysis.checks[].pod) check; or a check's Job was
+        refused, could not start its container or did not finish within its O(analysis.checks[].job.timeout). Errors do not count
         towards O(analysis.checks[].samples) and do not break a run of ok samples; more than
         O(analysis.checks[].error_limit) errors in a row end the check V(error). The message names the check
         and its query.
@@ -85,14 +87,23 @@ options:
             required: true
           type:
             description:
-              - V(prometheus) measures a PromQL instant query, V(http) a GET request.
+              - V(prometheus) measures a PromQL instant query against O(analysis.checks[].min) and
+                O(analysis.checks[].max), V(http) a GET request.
+              - V(job) runs a Kubernetes Job per sample (O(analysis.checks[].job)); exit code V(0) is an ok sample,
+                any other a failed sample.
+              - V(compare) measures the same query for the judged track and for O(analysis.checks[].baseline_track)
+                at each sample and, after O(analysis.checks[].samples) samples, fails when a one-sided Mann-Whitney U
+                test finds the judged track worse with p < O(analysis.checks[].alpha). No fixed bound is needed.
             type: str
             required: true
-            choices: [http, prometheus]
+            choices: [compare, http, job, prometheus]
           query:
             description:
-              - PromQL template for a V(prometheus) check; exactly one of O(analysis.checks[].query) and
+              - PromQL template for a V(prometheus) or V(compare) check; exactly one of O(analysis.checks[].query) and
                 O(analysis.checks[].metric) is required.
+              - A V(compare) query must contain C(${track}). It is filled once with the judged track (the module's
+                track, V(canary) when it sets none) and once with O(analysis.checks[].baseline_track). Do not select
+                C(${version}) in it, because the baseline runs another version.
               - Placeholders C(${name}) are replaced by plain substitution, not Jinja. Inside a quoted string
                 the value is escaped for PromQL; outside quotes it must be a plain token (letters, digits, C(_),
                 C(.), C(:)), so a value cannot change the query's structure.
@@ -110,8 +121,9 @@ options:
               - V(latency_quantile) is the O(analysis.checks[].quantile) of C(http_request_duration_seconds)
                 over O(analysis.checks[].window), in seconds; no traffic means no data.
               - Both select the C(namespace) and C(app) labels, and C(version), C(slot) and C(track) for each of
-                them the module knows. A blue/green release sets C(version) and C(slot), so a config-only release
-                (same version) measures the new slot only. The series must carry these labels. The local
+                them the module knows. In a V(compare) check they select C(namespace), C(app) and C(track) only.
+                A blue/green release sets C(version) and C(slot), so a config-only release (same version) measures
+                the new slot only. The series must carry these labels. The local
                 platform's scrape configuration adds C(slot) and C(track) from the pod labels
                 C(deploy.userservice.io/slot) and C(deploy.userservice.io/track); with C(kubernetes_sd), relabel
                 those pod labels the same way.
@@ -191,6 +203,104 @@ options:
               - Whether to verify the TLS certificate of an V(https) O(analysis.checks[].url).
             type: bool
             default: true
+          job:
+            description:
+              - The Job a V(job) check runs, one per sample, in the release namespace. It is named
+                C(<app>-<check>-<run>-<sample>) (shortened to 63 characters), labelled
+                C(app.kubernetes.io/managed-by=userservice.deploy) and C(app.kubernetes.io/part-of=<app>) but never
+                C(app.kubernetes.io/name), so no Service of the application routes traffic to it.
+              - The Job has C(backoffLimit) V(0), C(activeDeadlineSeconds) O(analysis.checks[].job.timeout) and
+                C(ttlSecondsAfterFinished) V(600); the pod runs as the restricted Pod Security Standard requires
+                (C(runAsNonRoot), no privilege escalation, every capability dropped, seccomp C(RuntimeDefault)).
+                The Job is deleted when its sample is taken.
+              - A Job the API server refuses, a pod that cannot start (image pull errors, a config error), a pod
+                evicted or OOM-killed, and a Job not finished within O(analysis.checks[].job.timeout) are errors, not
+                failed samples.
+              - O(analysis.checks[].interval) runs from the end of one Job to the start of the next. The other checks
+                of the phase go on while a Job runs.
+              - C(${name}) placeholders in O(analysis.checks[].job.image), O(analysis.checks[].job.command),
+                O(analysis.checks[].job.args) and O(analysis.checks[].job.env) are filled by plain substitution
+                from V(namespace), V(app), V(version), V(slot), V(track) and O(analysis.variables).
+              - The run needs the verbs create, get and delete on C(jobs) (API group C(batch)), list on C(pods) and
+                get on C(pods/log) in the release namespace.
+            type: dict
+            suboptions:
+              image:
+                description:
+                  - Image of the check's one container; pin it by digest for a repeatable check.
+                  - The image must run as a non-root user (a numeric C(USER)), or set
+                    O(analysis.checks[].job.run_as_user).
+                type: str
+                required: true
+              command:
+                description:
+                  - Entrypoint (the image's when not set).
+                type: list
+                elements: str
+              args:
+                description:
+                  - Arguments (the image's when not set).
+                type: list
+                elements: str
+              env:
+                description:
+                  - Environment variables, name to value. A value may also be a dict with the keys C(secret) (a Secret
+                    of the release namespace) and C(key) (a key in it), read with C(secretKeyRef). Values are never
+                    shown in results.
+                type: dict
+                default: {}
+              timeout:
+                description:
+                  - Seconds the Job may take from its creation to its end, pulling the image included.
+                type: float
+                default: 300.0
+              log_lines:
+                description:
+                  - Last lines of the container's log kept in the check result (and so in the failure record), each
+                    cut to 300 characters. Bearer tokens, C(Authorization) values, JWTs, C(password=) style values
+                    and URL credentials are replaced by C(***). V(0) keeps none.
+                  - The log of an ok sample is kept only as the check's last C(logs), not in the sample.
+                type: int
+                default: 20
+              service_account:
+                description:
+                  - ServiceAccount the pod runs as. Without it the pod gets no API token at all.
+                type: str
+              run_as_user:
+                description:
+                  - User id to run the container as (at least V(1)), for images whose C(USER) is a name or root.
+                type: int
+              resources:
+                description:
+                  - Container C(resources) (C(requests), C(limits)), for namespaces whose quota requires them.
+                type: dict
+          baseline_track:
+            description:
+              - For a V(compare) check, the C(track) label value of the pods to compare with.
+            type: str
+            default: stable
+          direction:
+            description:
+              - For a V(compare) check, which way is worse. V(higher_is_worse) suits error ratios and latencies,
+                V(lower_is_worse) throughput or success ratios.
+            type: str
+            choices: [higher_is_worse, lower_is_worse]
+            default: higher_is_worse
+          alpha:
+            description:
+              - For a V(compare) check, the significance level. The check fails when the one-sided p-value of the
+                Mann-Whitney U test is below it. The test is exact (ties included) when the product of the two sample
+                counts is at most 100, otherwise the normal approximation with tie and continuity corrections.
+              - O(analysis.checks[].samples) must be large enough for the test to reach it. With V(0.05) that is at
+                least V(4); V(8) to V(10) samples give the test real power.
+            type: float
+            default: 0.05
+          min_difference:
+            description:
+              - For a V(compare) check, fail only when the medians also differ by more than this, in the worse
+                direction (in the query's unit, for example V(0.005) for half a point of error ratio). A difference
+                equal to it passes. Not set, any significant difference fails.
+            type: float
           min:
             description:
               - Lowest acceptable value; a value equal to it is ok. A V(prometheus) check needs
@@ -202,7 +312,10 @@ options:
             type: float
           interval:
             description:
-              - Seconds between two samples.
+              - Seconds between two samples. For a V(job) check, seconds from the end of one Job to the start of the
+                next.
+              - For a V(compare) check, an interval at least as long as O(analysis.checks[].window) keeps the samples
+                from measuring the same requests twice.
             type: float
             default: 30.0
           initial_delay:
@@ -212,7 +325,8 @@ options:
             default: 0.0
           samples:
             description:
-              - Number of samples to take.
+              - Number of samples to take. For a V(compare) check, the number of samples of each track the test
+                compares (see O(analysis.checks[].alpha)).
             type: int
             default: 3
           failure_limit:
@@ -235,13 +349,18 @@ options:
               - Pass as soon as this many samples in a row are ok (at most O(analysis.checks[].samples)).
               - Only samples with data count. A no-data sample that O(analysis.checks[].on_no_data=pass) counts as
                 ok keeps the run going but never adds to it, so a check never passes on no data alone.
+              - Not allowed on a V(compare) check, which decides on all its samples at once.
             type: int
           on_no_data:
             description:
-              - What a sample without data (empty result, NaN, missing JSON field) counts as.
+              - What a sample without data (empty result, NaN, missing JSON field; for V(compare), no data for either
+                track) counts as.
               - V(fail) counts a failed sample. V(pass) counts an ok sample (but not towards
                 O(analysis.checks[].consecutive_success)). V(inconclusive) counts neither, and a check that does not
                 fail ends V(inconclusive) if any sample had no data.
+              - A V(compare) check tests only the samples with data for both tracks. When too few have data for the
+                test to reach O(analysis.checks[].alpha), it passes with V(pass) and is V(inconclusive) otherwise.
+              - A V(job) check never has no data.
             type: str
             choices: [fail, inconclusive, pass]
             default: fail

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, userservice.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The analysis engine: metric and HTTP checks judged into pass | fail | inconclusive | error.
+"""The analysis engine: metric, HTTP, Job and comparative checks judged into pass | fail | inconclusive | error.
 
 Shared unchanged by the blue/green and canary modules. A module declares its
 checks once under the ``analysis`` option and picks them by name for a phase
@@ -9,14 +9,21 @@ checks once under the ``analysis`` option and picks them by name for a phase
 Verdict rules, per check (documented in plugins/doc_fragments/analysis.py):
 
 * a sample is *ok* when its value is within ``min``/``max`` (bounds inclusive)
-  or, for HTTP, the answer has an expected status and the JSON condition holds;
+  or, for HTTP, the answer has an expected status and the JSON condition holds,
+  or, for a Job, its container exited 0 (a Job that could not run or finish in
+  ``job.timeout`` is an *error*, see below);
+* a ``compare`` check queries the canary track and the baseline track at the
+  same instant; after ``samples`` samples a one-sided Mann-Whitney U test
+  (:mod:`stats`) fails it when the canary is worse with p < ``alpha`` (and,
+  with ``min_difference``, when the medians differ by more than that);
 * *no data* (empty result, NaN, a missing JSON field) is judged by
   ``on_no_data``: ``fail`` counts a failure, ``pass`` counts an ok sample that
   never adds to a ``consecutive_success`` streak, ``inconclusive`` counts
   neither and makes the check inconclusive unless it fails;
 * a sample that could not be taken (Prometheus unreachable or answering an
   error, a query it rejects or that returns several series, the API server not
-  answering a proxied request) is an *error*: it is not a sample of the
+  answering a proxied request, a check Job refused, not starting or timing
+  out) is an *error*: it is not a sample of the
   release, does not count towards ``samples``, and more than ``error_limit``
   errors in a row end the check ``error``;
 * the check fails as soon as failures exceed ``failure_limit``; with
@@ -32,6 +39,7 @@ names the check that decided it.
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
@@ -51,26 +59,39 @@ from ansible_collections.userservice.deploy.plugins.module_utils.http_probe impo
     send_probe,
     urllib_get,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.job_check import (
+    JOB_OPTIONS,
+    JobOptions,
+    JobSample,
+    RenderedJob,
+    build_job,
+    job_name,
+)
 from ansible_collections.userservice.deploy.plugins.module_utils.matchers import CONDITIONS, check_bounds
 from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import (
     BUILTIN_METRICS,
+    PLACEHOLDER,
     SCOPE_LABELS,
     PrometheusClient,
     builtin_query,
     render_query,
     validate_duration,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.stats import mann_whitney_u, median, smallest_p_value
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock, isoformat, poll
 
+CHECK_TYPES = ["compare", "http", "job", "prometheus"]
 NO_DATA_POLICIES = ["fail", "inconclusive", "pass"]
+DIRECTIONS = ["higher_is_worse", "lower_is_worse"]
 VERDICTS = ("pass", "fail", "error", "inconclusive")
+JOB_NAME_ATTEMPTS = 3
 # Argo Rollouts' consecutiveErrorLimit default: a minute or two of Prometheus trouble is not a verdict.
 DEFAULT_ERROR_LIMIT = 4
 
 ANALYSIS_CHECK_OPTIONS: Dict[str, Dict[str, Any]] = {
     "name": dict(type="str", required=True),
-    "type": dict(type="str", required=True, choices=["http", "prometheus"]),
-    # prometheus
+    "type": dict(type="str", required=True, choices=CHECK_TYPES),
+    # prometheus and compare
     "query": dict(type="str"),
     "metric": dict(type="str", choices=sorted(BUILTIN_METRICS)),
     "quantile": dict(type="float", default=0.99),
@@ -88,6 +109,13 @@ ANALYSIS_CHECK_OPTIONS: Dict[str, Dict[str, Any]] = {
     "value": dict(type="raw"),
     "request_timeout": dict(type="float", default=5.0),
     "validate_certs": dict(type="bool", default=True),
+    # job
+    "job": dict(type="dict", options=JOB_OPTIONS),
+    # compare
+    "baseline_track": dict(type="str", default="stable"),
+    "direction": dict(type="str", default="higher_is_worse", choices=DIRECTIONS),
+    "alpha": dict(type="float", default=0.05),
+    "min_difference": dict(type="float"),
     # verdict
     "min": dict(type="float"),
     "max": dict(type="float"),
@@ -152,6 +180,12 @@ class CheckSpec:
         self.value: Any = v["value"]
         self.request_timeout: float = v["request_timeout"]
         self.validate_certs: bool = v["validate_certs"]
+        self.job_params: Optional[Dict[str, Any]] = v["job"]
+        self.job: Optional[JobOptions] = None
+        self.baseline_track: str = v["baseline_track"]
+        self.direction: str = v["direction"]
+        self.alpha: float = v["alpha"]
+        self.min_difference: Optional[float] = v["min_difference"]
         self.min: Optional[float] = v["min"]
         self.max: Optional[float] = v["max"]
         self.interval: float = v["interval"]
@@ -171,8 +205,8 @@ class CheckSpec:
     def validate(self) -> None:
         if not self.name:
             raise self._bad("name", "a non-empty check name", self.name)
-        if self.type not in ("http", "prometheus"):
-            raise self._bad("type", "http or prometheus", self.type)
+        if self.type not in CHECK_TYPES:
+            raise self._bad("type", " | ".join(CHECK_TYPES), self.type)
         if self.on_no_data not in NO_DATA_POLICIES:
             raise self._bad("on_no_data", " | ".join(NO_DATA_POLICIES), self.on_no_data)
         if self.samples < 1:
@@ -199,10 +233,73 @@ class CheckSpec:
                 raise self._bad(key, "a number", bound)
         if self.min is not None and self.max is not None and self.min > self.max:
             raise self._bad("min", "min <= max (%s)" % self.max, self.min)
-        if self.type == "prometheus":
-            self._validate_prometheus()
-        else:
-            self._validate_http()
+        if self.type != "job" and self.job_params is not None:
+            raise self._bad("job", "no job on a %s check (only type job runs a Job)" % self.type, "job: {...}")
+        if self.type != "compare" and self.min_difference is not None:
+            raise self._bad(
+                "min_difference", "no min_difference on a %s check (only type compare)" % self.type, self.min_difference
+            )
+        {
+            "prometheus": self._validate_prometheus,
+            "http": self._validate_http,
+            "job": self._validate_job,
+            "compare": self._validate_compare,
+        }[self.type]()
+
+    def _refuse(self, keys: List[str]) -> None:
+        for key in keys:
+            if getattr(self, key) is not None:
+                seen = redact_url(self.url or "") if key == "url" else getattr(self, key)
+                raise self._bad(key, "no %s on a %s check" % (key, self.type), seen)
+
+    def _validate_job(self) -> None:
+        if self.job_params is None:
+            raise self._bad(
+                "job", "the Job to run (image, and optionally command, args, env, timeout) for a job check", None
+            )
+        self._refuse(["query", "metric", "url", "service", "pod", "json_path", "min", "max", "value"])
+        self.job = JobOptions(self.job_params, "%s.job" % self.where, self.name)
+
+    def _validate_compare(self) -> None:
+        if bool(self.query) == bool(self.metric):
+            raise self._bad(
+                "query",
+                "exactly one of query or metric for a compare check",
+                {"query": self.query, "metric": self.metric},
+            )
+        if self.query and not any(m.group(1) == "track" for m in PLACEHOLDER.finditer(self.query)):
+            raise self._bad(
+                "query",
+                "a query template with ${track}, so the canary and the baseline series differ",
+                self.query,
+            )
+        self._refuse(["url", "service", "pod", "json_path", "min", "max", "consecutive_success"])
+        validate_duration(self.window, "%s.window" % self.where)
+        if not 0 < self.quantile < 1:
+            raise self._bad("quantile", "a number between 0 and 1 (exclusive)", self.quantile)
+        if not self.baseline_track:
+            raise self._bad(
+                "baseline_track", "the track label of the pods to compare with (stable)", self.baseline_track
+            )
+        if self.direction not in DIRECTIONS:
+            raise self._bad("direction", " | ".join(DIRECTIONS), self.direction)
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
+            raise self._bad("alpha", "a significance level between 0 and 1 (exclusive), such as 0.05", self.alpha)
+        if self.min_difference is not None and not (self.min_difference >= 0):
+            raise self._bad(
+                "min_difference", "a number >= 0 (the medians must differ by more for a failure)", self.min_difference
+            )
+        lowest = smallest_p_value(self.samples, self.samples)
+        if lowest >= self.alpha:
+            needed = self.samples
+            while smallest_p_value(needed, needed) >= self.alpha:
+                needed += 1
+            raise self._bad(
+                "samples",
+                "at least %d samples for alpha %g: with %d per track the smallest p-value the test can reach is %.3g, "
+                "so it could never fail" % (needed, self.alpha, self.samples, lowest),
+                self.samples,
+            )
 
     def _validate_prometheus(self) -> None:
         if bool(self.query) == bool(self.metric):
@@ -257,6 +354,20 @@ class CheckSpec:
             )
         return builtin_query(self.metric or "", scope)
 
+    def job_options(self) -> JobOptions:
+        """The validated ``job`` option of a job check."""
+        if self.job is None:
+            raise self._bad("job", "the Job to run, on a job check", self.type)
+        return self.job
+
+    def compare_template(self) -> str:
+        """The template a compare check fills once per track: a built-in selects the track only.
+
+        Not the version or the slot: the baseline runs another version, and selecting the canary's
+        version would make the baseline series empty.
+        """
+        return self.query or builtin_query(self.metric or "", ["track"])
+
     def expectation(self) -> Expectation:
         """What makes an HTTP answer ok for this check."""
         return Expectation(
@@ -281,6 +392,13 @@ class CheckSpec:
         )
 
     def bound(self) -> Dict[str, Any]:
+        if self.type == "job" and self.job is not None:
+            return self.job.bound()
+        if self.type == "compare":
+            out = {"baseline_track": self.baseline_track, "direction": self.direction, "alpha": self.alpha}
+            if self.min_difference is not None:
+                out["min_difference"] = self.min_difference
+            return out
         out: Dict[str, Any] = {}
         if self.min is not None:
             out["min"] = self.min
@@ -343,8 +461,12 @@ class AnalysisContext:
         http_get: Optional[Any] = None,
         clock: Optional[Any] = None,
         heartbeat: Optional[Any] = None,
+        run_id: Optional[str] = None,
     ) -> None:
         self.namespace = namespace
+        self.app = app
+        # Names the Jobs of job checks; the engine passes its release run's id so they can be traced to it.
+        self.run_id = run_id or uuid.uuid4().hex[:8]
         self.prometheus = prometheus
         self.kube = kube
         self.http_get = http_get or urllib_get
@@ -398,9 +520,52 @@ class CheckRun:
         if spec.type == "prometheus":
             scope = [label for label in SCOPE_LABELS if context.variables.get(label) is not None]
             self.target = render_query(spec.template(scope), self._variables(), "%s.query" % spec.where)
+        elif spec.type == "compare":
+            self._init_compare()
+        elif spec.type == "job":
+            self._init_job()
         else:
             self.http = spec.http_target(context.namespace)
             self.target = self.http.describe()
+
+    def _init_compare(self) -> None:
+        s = self.spec
+        self.canary_track = str(self.context.variables.get("track") or "canary")
+        if s.baseline_track == self.canary_track:
+            raise s._bad(
+                "baseline_track",
+                "a track other than the one judged (%s)" % self.canary_track,
+                s.baseline_track,
+            )
+        template = s.compare_template()
+        option = "%s.query" % s.where
+        self.target = render_query(template, dict(self._variables(), track=self.canary_track), option)
+        self.baseline_target = render_query(template, dict(self._variables(), track=s.baseline_track), option)
+        self.comparison: Dict[str, Any] = {
+            "canary_track": self.canary_track,
+            "baseline_track": s.baseline_track,
+            "direction": s.direction,
+            "alpha": s.alpha,
+            "min_difference": s.min_difference,
+            "method": None,
+            "u": None,
+            "p_value": None,
+            "canary_median": None,
+            "baseline_median": None,
+            "difference": None,
+            "canary": [],
+            "baseline": [],
+        }
+
+    def _init_job(self) -> None:
+        # Rendered now, so a bad placeholder fails before the first Job is created.
+        self.job = RenderedJob(self.spec.job_options(), self.context.variables)
+        self.target = self.job.describe()
+        self.pending: Optional[JobSample] = None
+        self.jobs_started = 0
+        self.last_job: Optional[str] = None
+        self.logs: List[str] = []
+        self.cleanup_warnings: List[str] = []
 
     def _variables(self) -> Dict[str, Any]:
         values = dict(self.context.variables)
@@ -414,11 +579,101 @@ class CheckRun:
 
     # -- measuring -----------------------------------------------------------
 
+    def advance(self, now: float) -> None:
+        """Take the sample that is due (or, for a Job, move the Job on) and set when to come back."""
+        if self.spec.type == "job":
+            self._advance_job()
+            return
+        self.measure()
+        self.next_due = max(self.next_due + self.spec.interval, now)
+
     def measure(self) -> None:
         at = isoformat(self.context.clock.now())
-        sample = self._measure_prometheus() if self.spec.type == "prometheus" else self._measure_http()
-        self._record(at, sample)
+        measure = {
+            "prometheus": self._measure_prometheus,
+            "compare": self._measure_compare,
+            "http": self._measure_http,
+        }[self.spec.type]
+        self._record(at, measure())
         self._decide()
+
+    def _measure_compare(self) -> Dict[str, Any]:
+        if self.context.prometheus is None:
+            return self._error_sample("no Prometheus configured (analysis.prometheus.url)")
+        # One instant for both series, so both rate() windows cover the same time.
+        at = self.context.clock.now().timestamp()
+        try:
+            canary = self.context.prometheus.query(self.target, at=at)
+            baseline = self.context.prometheus.query(self.baseline_target, at=at)
+        except PrometheusError as exc:
+            return self._error_sample(str(exc))
+        if canary.no_data or baseline.no_data:
+            missing = [t for t, r in ((self.canary_track, canary), (self.spec.baseline_track, baseline)) if r.no_data]
+            sample = self._no_data_sample("no data for track %s" % " and ".join(missing))
+            return dict(sample, value=canary.value, baseline=baseline.value)
+        # A compare sample is only measured here; the test over all of them decides.
+        return {"value": canary.value, "baseline": baseline.value, "ok": True, "outcome": "ok"}
+
+    # -- Job checks ------------------------------------------------------------
+
+    def _advance_job(self) -> None:
+        clock = self.context.clock
+        if self.pending is None:
+            self._start_job()
+            return
+        sampler = self.pending
+        sample = sampler.poll()
+        if sample is None:
+            self.next_due = clock.monotonic() + sampler.next_wait()
+            return
+        self._end_job(sampler, sample)
+
+    def _start_job(self) -> None:
+        clock, s = self.context.clock, self.spec
+        if self.context.kube is None:
+            self._take_job_sample(self._error_sample("no Kubernetes client to create the Job with"))
+            return
+        # A name left by an earlier phase of the same run (its Job not yet gone) is skipped, a few times at most.
+        for _attempt in range(JOB_NAME_ATTEMPTS):
+            self.jobs_started += 1
+            name = job_name(self.context.app, s.name, self.context.run_id, self.jobs_started)
+            manifest = build_job(
+                self.job,
+                namespace=self.context.namespace,
+                name=name,
+                app=self.context.app,
+                check=s.name,
+                run_id=self.context.run_id,
+            )
+            sampler = JobSample(self.context.kube, manifest, s.job_options(), clock)
+            self.last_job = name
+            refused = sampler.start()
+            if refused is None or not refused.pop("conflict", False):
+                break
+        if refused is not None:
+            self._take_job_sample(refused)
+            return
+        self.pending = sampler
+        self.next_due = clock.monotonic() + sampler.next_wait()
+
+    def _end_job(self, sampler: JobSample, sample: Dict[str, Any]) -> None:
+        warning = sampler.delete()
+        self.pending = None
+        if warning:
+            sample["cleanup"] = warning
+            self.cleanup_warnings.append(warning)
+        self._take_job_sample(sample)
+
+    def _take_job_sample(self, sample: Dict[str, Any]) -> None:
+        if "logs" in sample:
+            self.logs = list(sample["logs"])
+            # An ok Job's log is no evidence worth a place in the state record; the check keeps the last one.
+            if sample.get("ok") is True:
+                del sample["logs"]
+        self._record(isoformat(self.context.clock.now()), sample)
+        self._decide()
+        # The interval runs from the end of one Job to the start of the next: Jobs never overlap.
+        self.next_due = self.context.clock.monotonic() + self.spec.interval
 
     def _error_sample(self, message: str) -> Dict[str, Any]:
         return {"value": None, "ok": None, "outcome": "error", "error": message}
@@ -517,7 +772,9 @@ class CheckRun:
             return
         if self.measured < s.samples:
             return
-        if s.consecutive_success:
+        if s.type == "compare":
+            self._judge_comparison()
+        elif s.consecutive_success:
             self._finish(
                 "inconclusive",
                 "%d samples taken without %d consecutive ok samples%s"
@@ -537,6 +794,81 @@ class CheckRun:
                 "pass", "%d samples, %d failed (failure_limit %d)" % (self.measured, self.failures, s.failure_limit)
             )
 
+    def _judge_comparison(self) -> None:
+        """The Mann-Whitney U test over the samples with data in both series."""
+        s, c = self.spec, self.comparison
+        measured = [sample for sample in self.samples if sample["outcome"] == "ok"]
+        canary = [sample["value"] for sample in measured]
+        baseline = [sample["baseline"] for sample in measured]
+        c.update(canary=canary, baseline=baseline)
+        worse = "higher" if s.direction == "higher_is_worse" else "lower"
+        if not measured or smallest_p_value(len(canary), len(baseline)) >= s.alpha:
+            why = "%d samples had data in both series: too few for the test to reach alpha %g" % (
+                len(measured),
+                s.alpha,
+            )
+            if s.on_no_data == "pass":
+                self._finish("pass", "%s (on_no_data: pass)" % why)
+            else:
+                self._finish("inconclusive", why)
+            return
+        test = mann_whitney_u(canary, baseline, alternative="greater" if worse == "higher" else "less")
+        canary_median, baseline_median = median(canary), median(baseline)
+        difference = canary_median - baseline_median if worse == "higher" else baseline_median - canary_median
+        c.update(
+            method=test.method,
+            u=test.u,
+            p_value=test.p_value,
+            canary_median=canary_median,
+            baseline_median=baseline_median,
+            difference=difference,
+        )
+        self.value = canary_median
+        summary = "Mann-Whitney U=%g (%s), p=%.4g; medians %s %g, %s %g" % (
+            test.u,
+            test.method,
+            test.p_value,
+            self.canary_track,
+            canary_median,
+            s.baseline_track,
+            baseline_median,
+        )
+        significant = test.p_value < s.alpha
+        large_enough = s.min_difference is None or difference > s.min_difference
+        if significant and large_enough:
+            margin = "" if s.min_difference is None else ", by %g > min_difference %g" % (difference, s.min_difference)
+            self._finish(
+                "fail",
+                "%s is %s than %s (p %.4g < alpha %g%s): %s"
+                % (self.canary_track, worse, s.baseline_track, test.p_value, s.alpha, margin, summary),
+            )
+        elif self.no_data and s.on_no_data == "inconclusive":
+            self._finish(
+                "inconclusive",
+                "%d of %d samples had no data (on_no_data: inconclusive); %s" % (self.no_data, self.measured, summary),
+            )
+        elif significant:
+            self._finish(
+                "pass",
+                "%s is %s than %s (p %.4g < alpha %g) but by %g, not more than min_difference %g: %s"
+                % (
+                    self.canary_track,
+                    worse,
+                    s.baseline_track,
+                    test.p_value,
+                    s.alpha,
+                    difference,
+                    s.min_difference,
+                    summary,
+                ),
+            )
+        else:
+            self._finish(
+                "pass",
+                "no evidence that %s is %s than %s (p %.4g >= alpha %g): %s"
+                % (self.canary_track, worse, s.baseline_track, test.p_value, s.alpha, summary),
+            )
+
     def _finish(self, verdict: str, reason: str) -> None:
         self.verdict = verdict
         self.reason = reason
@@ -545,8 +877,35 @@ class CheckRun:
     def stop(self, reason: str) -> None:
         if not self.done:
             self._finish("inconclusive", reason)
+        self.close()
+
+    def close(self) -> None:
+        """Delete a check Job still running (the analysis stopped, or the run is failing)."""
+        if self.spec.type != "job" or self.pending is None:
+            return
+        warning = self.pending.delete()
+        self.pending = None
+        if warning:
+            self.cleanup_warnings.append(warning)
 
     def as_dict(self) -> Dict[str, Any]:
+        out = self._common_dict()
+        if self.spec.type == "compare":
+            out["baseline_query"] = self.baseline_target
+            out["comparison"] = dict(self.comparison)
+            if self.comparison["baseline_median"] is not None:
+                out["bound"] = dict(out["bound"], baseline_median=self.comparison["baseline_median"])
+        elif self.spec.type == "job":
+            out["job"] = {
+                "image": self.job.image,
+                "last": self.last_job,
+                "started": self.jobs_started,
+                "cleanup_warnings": list(self.cleanup_warnings),
+            }
+            out["logs"] = list(self.logs)
+        return out
+
+    def _common_dict(self) -> Dict[str, Any]:
         return {
             "check": self.spec.name,
             "type": self.spec.type,
@@ -608,8 +967,7 @@ def run_analysis(
         now = clock.monotonic()
         for run in runs:
             if not run.done and run.next_due <= now + 1e-6:
-                run.measure()
-                run.next_due = max(run.next_due + run.spec.interval, now)
+                run.advance(now)
         note_finished()
         stopping = [run for run in finished if run.verdict in STOPPING]
         if stopping and stop_on_failure:
@@ -626,7 +984,12 @@ def run_analysis(
         pending = [run.next_due for run in runs if not run.done]
         return max(0.0, min(pending) - clock.monotonic()) if pending else 0.0
 
-    poll(step, timeout=None, interval=next_wait, what="analysis", clock=clock, heartbeat=context.heartbeat)
+    try:
+        poll(step, timeout=None, interval=next_wait, what="analysis", clock=clock, heartbeat=context.heartbeat)
+    finally:
+        # A lost lease or an interrupt ends the loop early: no check Job is left running.
+        for run in runs:
+            run.close()
     results = [run.as_dict() for run in runs]
     verdict = overall_verdict([r["verdict"] for r in results])
     decider = next((run for run in finished if run.verdict == verdict), None) if verdict != "pass" else None
@@ -658,6 +1021,28 @@ def deciding_check(result: Dict[str, Any]) -> Dict[str, Any]:
     return next((c for c in checks if c.get("verdict") == result.get("verdict")), None) or {}
 
 
+def verdict_summary(result: Dict[str, Any]) -> Dict[str, Any]:
+    """A result without its samples, for notifications and logs: the verdict and what decided it."""
+    out: Dict[str, Any] = {
+        "verdict": result.get("verdict"),
+        "reason": result.get("reason"),
+        "decided_by": result.get("decided_by"),
+        "counts": result.get("counts"),
+    }
+    if result.get("verdict") == "pass":
+        return out
+    culprit = deciding_check(result)
+    for key in ("check", "type", "query", "value", "bound"):
+        if key in culprit:
+            out[key] = culprit[key]
+    comparison = culprit.get("comparison")
+    if comparison:
+        out["p_value"] = comparison.get("p_value")
+    if culprit.get("logs"):
+        out["logs"] = list(culprit["logs"])[-5:]
+    return out
+
+
 def analysis_error(
     result: Dict[str, Any], phase: str, inconclusive_fails: bool = False
 ) -> Optional[AnalysisFailedError]:
@@ -678,8 +1063,13 @@ def analysis_error(
             expected="at most %s errors in a row (error_limit) for %s"
             % (culprit.get("error_limit"), culprit.get("query")),
             seen=culprit.get("reason"),
-            hint="This is no verdict on the release: make Prometheus (or the API server) answer, or fix the query, "
-            "then run the analysis again. Every sample is in the result",
+            hint=(
+                "This is no verdict on the release: make the check's Job able to run and finish (image, pull "
+                "credentials, quota, Pod Security, job.timeout), then run the analysis again. Every sample is in the result"
+                if culprit.get("type") == "job"
+                else "This is no verdict on the release: make Prometheus (or the API server) answer, or fix the "
+                "query, then run the analysis again. Every sample is in the result"
+            ),
             data=result,
         )
     return AnalysisFailedError(

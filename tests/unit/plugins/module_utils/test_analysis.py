@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Dict, List, Optional
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,6 +16,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     parse_checks,
     run_analysis,
     select_checks,
+    verdict_summary,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.client import ProxyResponse
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
@@ -512,3 +514,252 @@ class TestArguments:
         with pytest.raises(InvalidArgumentError) as info:
             AnalysisContext.prometheus_from_params({"url": "prom:9090"})
         assert info.value.option == "analysis.prometheus.url"
+
+
+# ---------------------------------------------------------------------------
+# Comparative checks: the canary track against the baseline track, Mann-Whitney U
+# ---------------------------------------------------------------------------
+
+
+class TrackAnswers:
+    """Prometheus answers by track: each query's ``track="..."`` picks the series; records the query times."""
+
+    def __init__(self, canary: List[Any], stable: List[Any]) -> None:
+        self.series = {"canary": list(canary), "stable": list(stable)}
+        self.times: List[Any] = []
+        self.queries: List[str] = []
+
+    def __call__(self, url: str, headers: Dict[str, str], timeout: float, validate: bool) -> Any:
+        query = parse_qs(urlsplit(url).query)
+        promql = query["query"][0]
+        self.queries.append(promql)
+        self.times.append(query.get("time", [None])[0])
+        track = "canary" if 'track="canary"' in promql else "stable"
+        values = self.series[track]
+        value = values.pop(0) if len(values) > 1 else values[0]
+        if isinstance(value, BaseException):
+            raise value
+        if value is None:
+            return FakeHttp([(200, NO_DATA)])(url, headers, timeout, validate)
+        return FakeHttp([(200, prom_vector(value))])(url, headers, timeout, validate)
+
+
+def compare_check(**overrides: Any) -> Dict[str, Any]:
+    params = {"name": "errors-vs-stable", "type": "compare", "metric": "error_ratio", "interval": 60, "samples": 5}
+    params.update(overrides)
+    return params
+
+
+def run_compare(
+    check: Dict[str, Any], answers: TrackAnswers, clock: FakeClock, track: Optional[str] = "canary"
+) -> Dict[str, Any]:
+    context = AnalysisContext(
+        namespace="user-service-prod",
+        app="user-service",
+        version="1.5.0",
+        track=track,
+        clock=clock,
+        prometheus=AnalysisContext.prometheus_from_params({}, http_get=answers),
+    )
+    return run_analysis(parse_checks([check]), context)
+
+
+CANARY_BAD = [0.031, 0.042, 0.027, 0.055, 0.039]
+STABLE_OK = [0.012, 0.020, 0.025, 0.018, 0.030]
+
+
+class TestCompareChecks:
+    def test_canary_clearly_worse_fails_with_the_test_in_the_result(self, clock: FakeClock) -> None:
+        answers = TrackAnswers(CANARY_BAD, STABLE_OK)
+        result = run_compare(compare_check(), answers, clock)
+        check = result["checks"][0]
+        assert result["verdict"] == check["verdict"] == "fail" and result["decided_by"] == "errors-vs-stable"
+        comparison = check["comparison"]
+        # scipy.stats.mannwhitneyu(CANARY_BAD, STABLE_OK, alternative="greater", method="exact")
+        assert comparison["u"] == 24.0 and comparison["method"] == "exact"
+        assert comparison["p_value"] == pytest.approx(0.007936507936507936)
+        assert comparison["canary"] == CANARY_BAD and comparison["baseline"] == STABLE_OK
+        assert comparison["canary_median"] == 0.039 and comparison["baseline_median"] == 0.020
+        assert comparison["difference"] == pytest.approx(0.019)
+        assert check["value"] == 0.039
+        assert check["bound"] == {
+            "baseline_track": "stable",
+            "direction": "higher_is_worse",
+            "alpha": 0.05,
+            "baseline_median": 0.020,
+        }
+        assert "canary is higher than stable (p 0.007937 < alpha 0.05)" in check["reason"]
+        assert 'track="canary"' in check["query"] and 'track="stable"' in check["baseline_query"]
+        assert "version=" not in check["query"] and "version=" not in check["baseline_query"]
+        error = analysis_error(result, "step 1")
+        assert isinstance(error, AnalysisFailedError) and "p 0.007937" in str(error)
+        assert verdict_summary(result)["p_value"] == pytest.approx(0.007936507936507936)
+
+    def test_both_series_are_read_at_the_same_instant(self, clock: FakeClock) -> None:
+        answers = TrackAnswers(CANARY_BAD, STABLE_OK)
+        run_compare(compare_check(), answers, clock)
+        assert len(answers.times) == 10
+        pairs = list(zip(answers.times[::2], answers.times[1::2]))
+        assert all(a == b and a is not None for a, b in pairs)
+        assert [float(a) - float(pairs[0][0]) for a, _b in pairs] == [0.0, 60.0, 120.0, 180.0, 240.0]
+
+    def test_similar_tracks_pass_with_the_p_value(self, clock: FakeClock) -> None:
+        # Overlapping series: the canary is no worse in any way the test can tell.
+        answers = TrackAnswers([0.012, 0.034, 0.022, 0.051, 0.007], [0.019, 0.025, 0.004, 0.030, 0.011])
+        result = run_compare(compare_check(), answers, clock)
+        check = result["checks"][0]
+        assert result["verdict"] == "pass" and check["comparison"]["p_value"] > 0.05
+        assert "no evidence that canary is higher than stable" in check["reason"]
+
+    def test_lower_is_worse(self, clock: FakeClock) -> None:
+        throughput = TrackAnswers([80, 82, 79, 85, 81], [100, 98, 103, 99, 101])
+        result = run_compare(
+            compare_check(metric=None, query='sum(rate(x{track="${track}"}[1m]))', direction="lower_is_worse"),
+            throughput,
+            clock,
+        )
+        check = result["checks"][0]
+        assert check["verdict"] == "fail" and check["comparison"]["p_value"] == pytest.approx(1 / 252)
+        assert check["comparison"]["difference"] == 19 and "canary is lower than stable" in check["reason"]
+        # The same numbers, the other way round: higher is no worse when lower is worse.
+        higher = TrackAnswers([100, 98, 103, 99, 101], [80, 82, 79, 85, 81])
+        query = 'sum(rate(x{track="${track}"}[1m]))'
+        assert (
+            run_compare(compare_check(metric=None, query=query, direction="lower_is_worse"), higher, FakeClock())[
+                "verdict"
+            ]
+            == "pass"
+        )
+
+    @pytest.mark.parametrize(
+        "min_difference, verdict", [(0.25, "fail"), (0.3125, "pass"), (0.5, "pass")], ids=["below", "equal", "above"]
+    )
+    def test_min_difference(self, clock: FakeClock, min_difference: float, verdict: str) -> None:
+        # Binary fractions, so the difference of the medians (0.625 - 0.3125) is exact.
+        canary = [0.5, 0.75, 0.625, 1.0, 0.5625]
+        stable = [0.25, 0.375, 0.3125, 0.4375, 0.125]
+        result = run_compare(compare_check(min_difference=min_difference), TrackAnswers(canary, stable), clock)
+        check = result["checks"][0]
+        assert check["comparison"]["difference"] == 0.3125 and check["comparison"]["p_value"] == pytest.approx(1 / 252)
+        # A difference equal to min_difference passes, like a value equal to a bound.
+        assert check["verdict"] == verdict
+        if verdict == "pass":
+            assert "not more than min_difference %g" % min_difference in check["reason"]
+        else:
+            assert "by 0.3125 > min_difference 0.25" in check["reason"]
+
+    def test_custom_track_and_baseline(self, clock: FakeClock) -> None:
+        answers = TrackAnswers(CANARY_BAD, STABLE_OK)
+        query = 'sum(rate(errors{track="${track}"}[${window}])) / sum(rate(requests{track="${track}"}[${window}]))'
+        check = compare_check(metric=None, query=query, baseline_track="primary", window="2m")
+        result = run_compare(check, answers, clock, track=None)
+        first = result["checks"][0]
+        assert 'track="canary"' in first["query"] and 'track="primary"' in first["baseline_query"]
+        assert "[2m]" in first["query"]
+
+    def test_baseline_must_differ_from_the_judged_track(self, clock: FakeClock) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            run_compare(compare_check(baseline_track="canary"), TrackAnswers([0.0], [0.0]), clock)
+        assert info.value.option == "analysis.checks[0].baseline_track"
+
+
+class TestCompareNoDataAndErrors:
+    def test_no_data_fail_policy_fails_at_once(self, clock: FakeClock) -> None:
+        answers = TrackAnswers([None], STABLE_OK)
+        result = run_compare(compare_check(on_no_data="fail"), answers, clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "fail" and len(check["samples"]) == 1
+        assert "no data for track canary" in check["reason"]
+        assert check["comparison"]["p_value"] is None
+
+    def test_no_data_pass_policy_passes_without_a_test(self, clock: FakeClock) -> None:
+        result = run_compare(compare_check(on_no_data="pass"), TrackAnswers([None], [None]), clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "pass" and check["no_data"] == 5
+        assert "0 samples had data in both series: too few for the test" in check["reason"]
+        assert "on_no_data: pass" in check["reason"]
+
+    def test_no_data_inconclusive_policy(self, clock: FakeClock) -> None:
+        result = run_compare(compare_check(on_no_data="inconclusive"), TrackAnswers([None], [0.01]), clock)
+        assert result["checks"][0]["verdict"] == "inconclusive"
+
+    def test_some_no_data_inconclusive_still_fails_a_clearly_worse_canary(self, clock: FakeClock) -> None:
+        canary = [0.031, None, 0.042, 0.027, 0.055, 0.039]
+        stable = [0.012, 0.011, 0.020, 0.025, 0.018, 0.030]
+        # One no-data sample counts neither way: the five with data decide, and fail outranks inconclusive.
+        check = compare_check(on_no_data="inconclusive", samples=6)
+        result = run_compare(check, TrackAnswers(canary, stable), clock)
+        assert result["checks"][0]["verdict"] == "fail"
+        assert result["checks"][0]["comparison"]["canary"] == [0.031, 0.042, 0.027, 0.055, 0.039]
+
+    def test_some_no_data_inconclusive_with_no_difference(self, clock: FakeClock) -> None:
+        canary = [0.01, None, 0.02, 0.01, 0.02, 0.01]
+        stable = [0.02, 0.01, 0.01, 0.02, 0.01, 0.02]
+        result = run_compare(compare_check(on_no_data="inconclusive", samples=6), TrackAnswers(canary, stable), clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "inconclusive" and "1 of 6 samples had no data" in check["reason"]
+
+    def test_too_few_samples_with_data_is_inconclusive(self, clock: FakeClock) -> None:
+        canary = [0.05, None, None, 0.06, 0.07]
+        result = run_compare(compare_check(on_no_data="pass", failure_limit=0), TrackAnswers(canary, STABLE_OK), clock)
+        assert "3 samples had data in both series" in result["checks"][0]["reason"]
+        assert result["checks"][0]["verdict"] == "pass"
+        result = run_compare(
+            compare_check(on_no_data="fail", failure_limit=2), TrackAnswers(canary, STABLE_OK), FakeClock()
+        )
+        assert result["checks"][0]["verdict"] == "inconclusive"
+
+    def test_prometheus_errors_do_not_count_as_samples(self, clock: FakeClock) -> None:
+        canary = [HttpUnreachable("refused")] + CANARY_BAD
+        result = run_compare(compare_check(), TrackAnswers(canary, STABLE_OK), clock)
+        check = result["checks"][0]
+        assert check["verdict"] == "fail" and check["errors"] == 1 and check["measured"] == 5
+
+    def test_errors_beyond_the_limit_end_in_error(self, clock: FakeClock) -> None:
+        result = run_compare(compare_check(error_limit=0), TrackAnswers(STABLE_OK, [HttpUnreachable("refused")]), clock)
+        assert result["verdict"] == "error"
+
+
+class TestNewOptions:
+    @pytest.mark.parametrize(
+        "params, option, says",
+        [
+            (compare_check(metric=None, query="sum(rate(x[1m]))"), "analysis.checks[0].query", "${track}"),
+            (compare_check(metric=None), "analysis.checks[0].query", "exactly one"),
+            (compare_check(samples=3), "analysis.checks[0].samples", "at least 4 samples for alpha 0.05"),
+            (compare_check(samples=4, alpha=0.01), "analysis.checks[0].samples", "at least 5 samples for alpha 0.01"),
+            (compare_check(alpha=0.0), "analysis.checks[0].alpha", "between 0 and 1"),
+            (compare_check(alpha=1.0), "analysis.checks[0].alpha", "between 0 and 1"),
+            (compare_check(min_difference=-0.1), "analysis.checks[0].min_difference", ">= 0"),
+            (compare_check(max=0.05), "analysis.checks[0].max", "no max on a compare check"),
+            (compare_check(consecutive_success=2), "analysis.checks[0].consecutive_success", "no consecutive_success"),
+            (compare_check(direction="up"), "analysis.checks[0].direction", "higher_is_worse"),
+            (compare_check(baseline_track=""), "analysis.checks[0].baseline_track", "track label"),
+            (compare_check(window="5 minutes"), "analysis.checks[0].window", "duration"),
+            (compare_check(url="http://x"), "analysis.checks[0].url", "no url"),
+            (prom_check(min_difference=0.01), "analysis.checks[0].min_difference", "only type compare"),
+            ({"name": "x", "type": "datadog"}, "analysis.checks[0].type", "compare | http | job | prometheus"),
+        ],
+    )
+    def test_bad_option_names_it_with_expected_and_seen(self, params: Dict[str, Any], option: str, says: str) -> None:
+        with pytest.raises(InvalidArgumentError) as info:
+            CheckSpec(params, 0)
+        assert info.value.option == option
+        assert says in str(info.value) and "saw " in str(info.value)
+
+    def test_enough_samples_are_accepted(self) -> None:
+        assert CheckSpec(compare_check(samples=4), 0).samples == 4
+        assert CheckSpec(compare_check(samples=10, alpha=0.01, min_difference=0.0), 0).alpha == 0.01
+
+    def test_run_id_defaults_and_is_kept(self) -> None:
+        assert len(AnalysisContext(namespace="n", app="a").run_id) == 8
+        assert AnalysisContext(namespace="n", app="a", run_id="abc").run_id == "abc"
+
+    def test_verdict_summary_of_a_pass_is_small(self, clock: FakeClock) -> None:
+        result = run([prom_check()], [(200, prom_vector(0.01))], clock)
+        assert verdict_summary(result) == {
+            "verdict": "pass",
+            "reason": "1 checks passed",
+            "decided_by": None,
+            "counts": {"pass": 1, "fail": 0, "error": 0, "inconclusive": 0},
+        }
