@@ -736,6 +736,7 @@ class Canary:
     def promote(self, release: str) -> None:
         """The stable track takes the canary's template (rolling, at its live size), then the canary goes."""
         self.job.save(lambda s: set_phase(s, "promoting", now=self.now()))
+        self.result["promoting_at"] = self.now()
         try:
             canary = self.capacity.read(self.name(CANARY))
             desired = self.stable_from(canary)

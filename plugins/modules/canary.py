@@ -306,6 +306,10 @@ autoscaler:
   description: What the module did to the stable track's HPA.
   returned: after a first release or a promotion
   type: dict
+promoting_at:
+  description: When the promotion started (the stable track's rolling update to the canary's template).
+  returned: when the steps were done and the promotion began
+  type: str
 aborted_at:
   description: When a failed step's canary was taken out of traffic (weight 0).
   returned: when a failure aborted the canary

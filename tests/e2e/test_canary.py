@@ -50,7 +50,7 @@ def shares_per_step(stream, result, version, settle_seconds=3.0):
     out = []
     for index, step in enumerate(steps):
         start = mono(stream, step["at"]) + settle_seconds
-        end = mono(stream, steps[index + 1]["at"]) if index + 1 < len(steps) else start + 12
+        end = mono(stream, steps[index + 1]["at"] if index + 1 < len(steps) else result["promoting_at"])
         share = stream.share(version, start, end)
         out.append({"weight": step["weight"], "pod_share": step["share"], **share})
     return out
@@ -159,3 +159,112 @@ def test_a_canary_killed_mid_step_resumes_there(canary, load, namespace):
     assert resumed.result["weights"][0]["replicas"]["canary"] == 2
     assert stream.summary()["failed"] == 0, stream.summary()
     record("canary_resume", requests=stream.summary()["requests"], failed=0)
+
+
+ISTIO_API = "istio.io/api@v1.32.0"
+
+
+def install_virtualservice_crd() -> None:
+    """Istio's VirtualService CRD, as istio.io/api publishes it in its Go module (no data plane can run here)."""
+    import json as json_
+    import os
+    import subprocess
+
+    import yaml
+    from conftest import KUBECONFIG, run
+
+    cache = os.path.expanduser("~/.cache/userservice-deploy/gomod-crds")
+    env = dict(os.environ, GOMODCACHE=cache, GOFLAGS="-modcacherw")
+    found = json_.loads(
+        subprocess.run(
+            ["go", "mod", "download", "-json", ISTIO_API],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    )
+    path = os.path.join(found["Dir"], "kubernetes", "customresourcedefinitions.gen.yaml")
+    with open(path, encoding="utf-8") as handle:
+        crd = next(
+            d
+            for d in yaml.safe_load_all(handle)
+            if d and d["metadata"]["name"] == "virtualservices.networking.istio.io"
+        )
+    run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "--server-side", "-f", "-", input=json_.dumps(crd))
+    run(
+        "kubectl",
+        "--kubeconfig",
+        str(KUBECONFIG),
+        "wait",
+        "--for=condition=Established",
+        "crd/" + crd["metadata"]["name"],
+        "--timeout=60s",
+    )
+
+
+def watch_weights(namespace: str, kind: str, name: str, weight_of, stop_after: float, seen: list) -> None:
+    deadline = time.monotonic() + stop_after
+    while time.monotonic() < deadline:
+        found = kubectl_json("-n", namespace, "get", kind, "--ignore-not-found") or {}
+        for item in found.get("items", []):
+            if item["metadata"]["name"] == name:
+                weight = weight_of(item)
+                if not seen or seen[-1] != weight:
+                    seen.append(weight)
+        time.sleep(0.5)
+
+
+def test_istio_and_nginx_routes_are_accepted_and_carry_each_weight(canary, namespace):
+    import threading
+
+    from conftest import kubectl
+
+    install_virtualservice_crd()
+    kubectl(
+        "-n",
+        namespace,
+        "create",
+        "ingress",
+        "user-service",
+        "--rule=user-service.e2e.localhost/*=user-service:80",
+    )
+    steps = [{"weight": 20}, {"pause": 6}, {"weight": 60}, {"pause": 6}]
+    checks = {
+        "istio": (
+            "virtualservices.networking.istio.io",
+            "user-service",
+            lambda o: next(
+                d.get("weight")
+                for r in o["spec"]["http"]
+                if r["name"] == "weighted"
+                for d in r["route"]
+                if d["destination"]["host"].endswith("-canary")
+            ),
+        ),
+        "nginx": (
+            "ingress",
+            "user-service-canary",
+            lambda o: int(o["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]),
+        ),
+    }
+    version = 1
+    for router, (kind, name, weight_of) in checks.items():
+        options = {"type": router, "port": 80, "header": {"name": "X-Canary", "value": "always"}}
+        assert canary(version="%d.0.0" % version, router=options).rc == 0
+        seen: list = []
+        watcher = threading.Thread(target=watch_weights, args=(namespace, kind, name, weight_of, 90, seen), daemon=True)
+        watcher.start()
+        run = canary(version="%d.0.0" % (version + 1), router=options, steps=steps)
+        watcher.join()
+        assert run.rc == 0 and run.result["status"] == "promoted", run.output[-2000:]
+        assert [w for w in seen if w] == [20, 60] and seen[-1] == 0, (router, seen)
+        route = kubectl_json("-n", namespace, "get", kind, name)
+        text = str(route)
+        assert "X-Canary" in text, text[:500]
+        record("canary_router_%s" % router, weights_seen=seen)
+        # The next router starts from a clean namespace state: a new first release.
+        kubectl("-n", namespace, "delete", "deployment", "--all", "--wait=true")
+        kubectl("-n", namespace, "delete", "configmap", "user-service-release", "--ignore-not-found")
+        version += 2
