@@ -60,6 +60,7 @@ CHECK_LABEL = "deploy.userservice.io/analysis-check"
 CONTAINER = "check"
 # The cluster removes a finished Job this long after it ends if this run could not (API server gone, run killed).
 JOB_TTL_SECONDS = 600
+TERMINATION_GRACE_SECONDS = 5
 MAX_LOG_LINES = 1000
 # One log line kept in a result at most this long: results end up in the state record (a ConfigMap, 1 MiB).
 LOG_LINE_LIMIT = 300
@@ -303,6 +304,8 @@ def build_job(rendered: RenderedJob, *, namespace: str, name: str, app: str, che
         "securityContext": pod_security,
         "automountServiceAccountToken": options.service_account is not None,
         "enableServiceLinks": False,
+        # A check stopped for its timeout (or because the analysis ended) has no verdict left to give: no 30 s grace.
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "containers": [container],
     }
     if options.service_account is not None:
@@ -445,7 +448,10 @@ class JobSample:
                 return self._terminated(terminated)
             stuck = _waiting_reason(pod)
             if stuck:
-                return self._finish(None, "error", None, "pod %s cannot start the check: %s" % (self.pod, stuck))
+                # The container never ran: there is no log to read (the API server answers 400).
+                sample = self._sample(None, "error", None, "pod %s cannot start the check: %s" % (self.pod, stuck))
+                sample["logs"] = []
+                return sample
             if status.get("phase") == "Failed":
                 return self._finish(
                     None,

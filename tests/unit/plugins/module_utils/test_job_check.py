@@ -84,7 +84,7 @@ class TestManifest:
         spec = job["spec"]
         assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, 91, 600)
         pod = spec["template"]["spec"]
-        assert pod["restartPolicy"] == "Never"
+        assert pod["restartPolicy"] == "Never" and pod["terminationGracePeriodSeconds"] == 5
         assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
         (container,) = pod["containers"]
         assert container["securityContext"] == {
@@ -257,6 +257,7 @@ class TestErrors:
         assert result["verdict"] == check["verdict"] == "error"
         assert check["failures"] == 0 and check["errors"] == 1
         assert "ImagePullBackOff" in check["samples"][0]["error"]
+        assert check["samples"][0]["logs"] == [] and kube.log_requests == []  # the container never ran
         assert clock.elapsed < 10  # not held until the 60 s timeout
         error = analysis_error(result, "step 1")
         assert isinstance(error, AnalysisMeasurementError) and "make the check's Job able to run" in str(error)
