@@ -162,8 +162,10 @@ class BlueGreen(BlueGreenPlan):
         holder: str,
         clock: Optional[Any] = None,
         prometheus: Optional[Any] = None,
+        notifier: Optional[Any] = None,
         log: Optional[Callable[[str], None]] = None,
     ) -> None:
+        self.notifier = notifier
         self.client = client
         self.params = params
         self.check_mode = check_mode
@@ -225,6 +227,14 @@ class BlueGreen(BlueGreenPlan):
 
     def name(self, slot: str) -> str:
         return deployment_name(self.app, slot)
+
+    def notify(self, event: str, **data: Any) -> None:
+        """A release event to the webhook (``notify``); a webhook that fails is a warning, never a failure."""
+        if self.notifier is None or self.check_mode:
+            return
+        warning = self.notifier.send(event, dict(data, run_id=self.job.id))
+        if warning:
+            self.job.warnings.append(warning)
 
     def now(self) -> str:
         return self.job.now()
@@ -379,6 +389,7 @@ class BlueGreen(BlueGreenPlan):
             ),
         )
         self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
+        self.notify("failed", slot=target, failure=failure)
 
     # -- the switch and what follows it ---------------------------------------------------------
 
@@ -435,6 +446,7 @@ class BlueGreen(BlueGreenPlan):
                 )
             )
         self.job.finish(outcome, failure=failure)
+        self.notify("rolled_back" if rolling_back else "released", slot=target, previous_slot=previous, version=version)
         if previous and previous != target:
             self.drain(previous, switched)
 
@@ -468,6 +480,7 @@ class BlueGreen(BlueGreenPlan):
         self.job.cleanup(
             "ending the run", lambda: self.job.finish("rolled_back" if reverted else "failed", failure=failure)
         )
+        self.notify("rolled_back" if reverted else "failed", slot=target, previous_slot=previous, failure=failure)
 
     def switch_back(self, after: Dict[str, str], expected: Dict[str, str], previous: Optional[str]) -> bool:
         """Route back and prove it; True only when the selector was written (or already back) and verified."""

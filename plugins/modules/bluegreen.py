@@ -40,6 +40,7 @@ extends_documentation_fragment:
   - userservice.deploy.health
   - userservice.deploy.analysis
   - userservice.deploy.lock
+  - userservice.deploy.notify
 attributes:
   check_mode:
     support: full
@@ -333,6 +334,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.health import H
 from ansible_collections.userservice.deploy.plugins.module_utils.http_check import url_passwords
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC, holder_identity
 from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
+from ansible_collections.userservice.deploy.plugins.module_utils.notify import NOTIFY_ARG_SPEC, Notifier
 
 
 def work(run: Run) -> dict:
@@ -342,6 +344,7 @@ def work(run: Run) -> dict:
         url_passwords([((params.get("analysis") or {}).get("prometheus") or {}).get("url") or ""])
     )
     validate_params(params)
+    notifier = Notifier.from_params(params.get("notify"), app=params["app"], namespace=params["namespace"])
     client = KubeClient.from_params(params, dry_run=module.check_mode)
     prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))
     engine = BlueGreen(
@@ -350,6 +353,7 @@ def work(run: Run) -> dict:
         check_mode=module.check_mode,
         holder=params.get("lock_holder") or holder_identity(os.environ),
         prometheus=prometheus,
+        notifier=notifier,
         log=module.log,
     )
     run.partial, run.warnings = engine.result, engine.warnings
@@ -362,7 +366,7 @@ def work(run: Run) -> dict:
 
 def main() -> None:
     run_module(
-        [BLUEGREEN_OPTIONS, AUTH_ARG_SPEC, HEALTH_ARG_SPEC, ANALYSIS_ARG_SPEC, LOCK_ARG_SPEC],
+        [BLUEGREEN_OPTIONS, AUTH_ARG_SPEC, HEALTH_ARG_SPEC, ANALYSIS_ARG_SPEC, LOCK_ARG_SPEC, NOTIFY_ARG_SPEC],
         work,
         required_if=[
             ("state", "released", ("image", "version", "pod_template")),

@@ -410,3 +410,29 @@ def test_release_info_shows_canary_progress_and_the_next_command(cluster: Cluste
     assert progress["status"] == "paused" and progress["weight"] == 25 and progress["step"] == 2
     assert progress["next_command"].startswith("promote.yml continues with step 2 (weight 50)")
     assert view()["tracks"]["canary"]["status"] == "unverified"
+
+
+class Events:
+    """A Notifier stand-in at its boundary: records events; one event 'fails' to show it only warns."""
+
+    def __init__(self, failing: str = "") -> None:
+        self.sent: List[str] = []
+        self.failing = failing
+
+    def send(self, event: str, data: Optional[Dict[str, Any]] = None) -> Optional[str]:
+        self.sent.append(event)
+        return "webhook http://hooks.test did not answer" if event == self.failing else None
+
+
+def test_each_event_is_notified_and_a_dead_webhook_only_warns(cluster: Cluster) -> None:
+    cluster.run()
+    engine = cluster.engine(version="2.0.0")
+    engine.notifier = Events(failing="promoted")
+    result = engine.run()
+    assert result["status"] == "promoted" and engine.notifier.sent == ["step", "step", "step", "step", "promoted"]
+    assert any("did not answer" in w for w in engine.warnings)
+    bad = cluster.engine(version="3.0.0", steps=[{"weight": 25}, {"analysis": ["bad"]}])
+    bad.notifier = Events()
+    with pytest.raises(AnalysisFailedError):
+        bad.run()
+    assert bad.notifier.sent == ["step", "aborted", "failed"]
