@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import pytest
 from conftest import kubectl_json, release_state
 from test_bluegreen_release import record, settle
 from test_bluegreen_resilience import kill_group, wait_for_state
@@ -56,12 +57,17 @@ def shares_per_step(stream, result, version, settle_seconds=3.0):
     return out
 
 
+# Kept-alive connections stay on the pod they reached; the server closing one after this many requests makes
+# pooled clients reconnect and spread over the pods the canary adds (measured both ways: docs/canary.md).
+REBALANCE = {"HTTP_MAX_REQUESTS_PER_SOCKET": "20"}
+
+
 def test_a_good_canary_walks_every_step_with_zero_failed_requests(canary, load, namespace):
-    assert canary(version="1.0.0").rc == 0
+    assert canary(version="1.0.0", env=REBALANCE).rc == 0
     steps = [{"weight": 25}, {"pause": 15}, {"analysis": ["error-ratio"]}, {"weight": 50}, {"pause": 15}]
     with load(rate=20, max_seconds=400) as fresh, load(rate=20, max_seconds=400, keepalive=True) as kept:
         settle(fresh)
-        run = canary(version="2.0.0", steps=steps, analysis=ANALYSIS)
+        run = canary(version="2.0.0", steps=steps, analysis=ANALYSIS, env=REBALANCE)
         settle(fresh, 3)
     assert run.rc == 0, run.output[-3000:]
     assert run.result["status"] == "promoted"
@@ -73,6 +79,8 @@ def test_a_good_canary_walks_every_step_with_zero_failed_requests(canary, load, 
     for step in per_connection:
         assert step["answers"] >= 150, per_connection
         assert abs(step["percent"] - step["pod_share"]) <= 10, per_connection
+    for step in pooled:
+        assert abs(step["percent"] - step["pod_share"]) <= 15, pooled
     for summary in (fresh.summary(), kept.summary()):
         assert summary["failed"] == 0, summary
     assert tracks(namespace) == {"stable": [(2, "2.0.0")], "canary": []}
@@ -268,3 +276,80 @@ def test_istio_and_nginx_routes_are_accepted_and_carry_each_weight(canary, names
         kubectl("-n", namespace, "delete", "deployment", "--all", "--wait=true")
         kubectl("-n", namespace, "delete", "configmap", "user-service-release", "--ignore-not-found")
         version += 2
+
+
+BAD_CANARY_ARGUMENTS = [
+    ("steps", {"steps": []}),
+    ("steps[0]", {"steps": [{"weight": 10, "pause": 5}]}),
+    ("steps[0]", {"steps": [{"speed": 10}]}),
+    ("steps[0].weight", {"steps": [{"weight": 0}]}),
+    ("steps[0].weight", {"steps": [{"weight": 120}]}),
+    ("steps[1].weight", {"steps": [{"weight": 50}, {"weight": 20}]}),
+    ("steps[1].pause", {"steps": [{"weight": 5}, {"pause": "later"}]}),
+    ("steps[1].pause", {"steps": [{"weight": 5}, {"pause": -3}]}),
+    ("steps[1].analysis", {"steps": [{"weight": 5}, {"analysis": ["no-such-check"]}]}),
+    ("steps[1].analysis", {"steps": [{"weight": 5}, {"analysis": []}]}),
+    ("steps", {"steps": [{"pause": 5}]}),
+    ("steps[0].pause", {"steps": [{"pause": "approval"}, {"weight": 10}]}),
+    ("router", {"router": {"type": "linkerd"}}),
+    ("router.port", {"router": {"type": "gateway", "gateway": {"name": "g"}}}),
+    ("router.gateway", {"router": {"type": "gateway", "port": 80}}),
+    ("router.header", {"router": {"type": "istio", "port": 80, "header": {"name": "X-Canary"}}}),
+    ("router.cookie", {"router": {"type": "nginx", "port": 80, "cookie": "a b"}}),
+    ("router.header", {"router": {"type": "replicas", "header": {"name": "X", "value": "1"}}}),
+    ("on_failure", {"on_failure": "rollback"}),
+    ("skip_steps", {"skip_steps": True}),
+    ("image", {"image": "127.0.0.1:5000/user-service:latest"}),
+    ("version", {"version": "2.0 beta"}),
+    ("analysis.checks", {"analysis": {"checks": [{"name": "c", "type": "prometheus", "max": 1}]}}),
+    ("namespace", {"namespace": "Canary_NS"}),
+]
+
+
+@pytest.mark.parametrize(
+    "option,override", BAD_CANARY_ARGUMENTS, ids=[f"{case[0]}-{i}" for i, case in enumerate(BAD_CANARY_ARGUMENTS)]
+)
+def test_bad_canary_argument_fails_before_any_api_call(option, override, user_service_image):
+    import json as json_
+    import os
+    import subprocess
+    import uuid
+
+    from conftest import KUBECONFIG, REPO, VENV_BIN
+    from test_bluegreen_resilience import audit_events
+
+    namespace = f"e2e-cargs-{uuid.uuid4().hex[:6]}"
+    args = {
+        "namespace": namespace,
+        "image": user_service_image,
+        "version": "2.0.0",
+        "pod_template": {"spec": {"containers": [{"name": "user-service", "image": "x"}]}},
+        "steps": [{"weight": 10}, {"analysis": ["error-ratio"]}],
+        "analysis": ANALYSIS,
+    }
+    args.update(override)
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(KUBECONFIG), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    proc = subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "userservice.deploy.canary",
+            "-a",
+            json_.dumps(args),
+            "-e",
+            f"ansible_python_interpreter={VENV_BIN / 'python'}",
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert option in proc.stdout, proc.stdout[-1500:]
+    time.sleep(0.5)
+    assert audit_events(namespace) == []  # not one request reached the API server for this namespace

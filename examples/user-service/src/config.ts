@@ -30,6 +30,9 @@ export interface Config {
   shutdownDelaySeconds: number;
   shutdownDrainSeconds: number;
   usersMax: number;
+  /** Requests one kept-alive connection may carry before the server closes it (0: no limit). A bound makes
+   * pooled clients reconnect now and then, so they rebalance over the pods a Service adds (a canary). */
+  maxRequestsPerSocket: number;
   faults: FaultConfig;
 }
 
@@ -185,6 +188,7 @@ export function loadConfig(env: Env): Config {
   const shutdownDelaySeconds = read.decimal('SHUTDOWN_DELAY_SECONDS', 0, 0, 300, ' seconds');
   const shutdownDrainSeconds = read.decimal('SHUTDOWN_DRAIN_SECONDS', 10, 0, 300, ' seconds');
   const usersMax = read.integer('USERS_MAX', 10000, 1, 1_000_000);
+  const maxRequestsPerSocket = read.integer('HTTP_MAX_REQUESTS_PER_SOCKET', 0, 0, 1_000_000);
 
   const faults: FaultConfig = {
     healthFail: read.boolean('FAULT_HEALTH_FAIL', false),
@@ -218,6 +222,7 @@ export function loadConfig(env: Env): Config {
     shutdownDelaySeconds,
     shutdownDrainSeconds,
     usersMax,
+    maxRequestsPerSocket,
     faults,
   };
 }

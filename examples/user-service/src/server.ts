@@ -50,6 +50,8 @@ export class UserServiceServer {
       now,
     });
     this.server = createServer(this.app.handler);
+    // Node closes a kept-alive connection after this many requests (0 leaves it open).
+    this.server.maxRequestsPerSocket = config.maxRequestsPerSocket;
     // close() only closes the sockets idle at that moment; one whose answer finishes later
     // (its head written before the drain began, so without "Connection: close") is closed here.
     this.server.on('request', (_req, res: ServerResponse) => {

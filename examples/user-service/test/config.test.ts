@@ -89,6 +89,7 @@ describe('configuration', () => {
     [{ SHUTDOWN_DRAIN_SECONDS: '-1' }, 'SHUTDOWN_DRAIN_SECONDS: expected a number from 0 to 300 seconds, got "-1"'],
     [{ SHUTDOWN_DELAY_SECONDS: 'soon' }, 'SHUTDOWN_DELAY_SECONDS: expected a number from 0 to 300 seconds, got "soon"'],
     [{ USERS_MAX: '0' }, 'USERS_MAX: expected an integer from 1 to 1000000, got "0"'],
+    [{ HTTP_MAX_REQUESTS_PER_SOCKET: '-1' }, 'HTTP_MAX_REQUESTS_PER_SOCKET: expected an integer from 0 to 1000000, got "-1"'],
     [{ FAULT_HEALTH_FAIL: 'maybe' }, 'FAULT_HEALTH_FAIL: expected one of true/false, 1/0, yes/no, on/off, got "maybe"'],
     [{ FAULT_READY_FAIL: '2' }, 'FAULT_READY_FAIL: expected one of true/false'],
     [{ FAULT_ERROR_RATE: '1.5' }, 'FAULT_ERROR_RATE: expected a number from 0 to 1, got "1.5"'],
