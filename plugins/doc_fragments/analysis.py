@@ -210,9 +210,9 @@ options:
                 C(app.kubernetes.io/managed-by=userservice.deploy) and C(app.kubernetes.io/part-of=<app>) but never
                 C(app.kubernetes.io/name), so no Service of the application routes traffic to it.
               - The Job has C(backoffLimit) V(0), C(activeDeadlineSeconds) O(analysis.checks[].job.timeout) and
-                C(ttlSecondsAfterFinished) V(600), and its pod C(terminationGracePeriodSeconds) V(5); the pod runs as the restricted Pod Security Standard requires
-                (C(runAsNonRoot), no privilege escalation, every capability dropped, seccomp C(RuntimeDefault)).
-                The Job is deleted when its sample is taken.
+                C(ttlSecondsAfterFinished) V(600), and its pod C(terminationGracePeriodSeconds) V(5). The pod runs
+                as the restricted Pod Security Standard requires (C(runAsNonRoot), no privilege escalation, every
+                capability dropped, seccomp C(RuntimeDefault)). The Job is deleted when its sample is taken.
               - A Job the API server refuses, a pod that cannot start (image pull errors, a config error), a pod
                 evicted or OOM-killed, and a Job not finished within O(analysis.checks[].job.timeout) are errors, not
                 failed samples.
