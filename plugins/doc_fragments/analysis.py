@@ -94,6 +94,7 @@ options:
               - V(compare) measures the same query for the judged track and for O(analysis.checks[].baseline_track)
                 at each sample and, after O(analysis.checks[].samples) samples, fails when a one-sided Mann-Whitney U
                 test finds the judged track worse with p < O(analysis.checks[].alpha). No fixed bound is needed.
+                It compares C(track) labels, so it suits canary releases; blue/green slots carry no track.
             type: str
             required: true
             choices: [compare, http, job, prometheus]
