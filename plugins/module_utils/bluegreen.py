@@ -619,6 +619,7 @@ class BlueGreen(BlueGreenPlan):
             kube=self.client,
             clock=self.clock,
             heartbeat=self.job.beat,
+            run_id=self.job.id,
         )
         # Pre-promotion analysis is a phase of its own; after the switch it refines the current phase.
         self.job.save(

@@ -558,9 +558,12 @@ class Canary:
                     self.wait_for("approval", index + 1, weight)
                     return
             except AnalysisFailedError as exc:
-                if (exc.data or {}).get("verdict") == "inconclusive":
-                    # Like an approval: the weights hold and a person or pipeline decides.
-                    self.wait_for("inconclusive analysis", index + 1, weight, failure=self.job.failure_data(exc))
+                verdict = (exc.data or {}).get("verdict")
+                if verdict in ("inconclusive", "error"):
+                    # Not a verdict on the canary (no data, or the measuring failed): like an approval, the
+                    # weights hold and a person or pipeline decides.
+                    why = "inconclusive analysis" if verdict == "inconclusive" else "analysis could not measure"
+                    self.wait_for(why, index + 1, weight, failure=self.job.failure_data(exc))
                     exc.hint = (
                         "The canary holds at weight %s: playbooks/promote.yml continues, playbooks/abort.yml ends it"
                         % weight
@@ -647,6 +650,7 @@ class Canary:
             kube=self.client,
             clock=self.clock,
             heartbeat=self.job.beat,
+            run_id=self.job.id,
         )
         self.job.save(lambda s: set_phase(s, "analysing", now=self.now(), step="step %d analysis" % index))
         verdict = run_analysis(checks, context)

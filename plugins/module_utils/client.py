@@ -591,11 +591,15 @@ class KubeClient:
 
     def pod_log(self, namespace: str, pod: str, tail_lines: int = 50, container: Optional[str] = None) -> str:
         """The last lines a pod's container wrote (``pods/log``)."""
-        query: Dict[str, Any] = {"tailLines": int(tail_lines)}
+        # tailLines bounds the lines, limitBytes their length: a log line can be megabytes.
+        query: Dict[str, Any] = {"tailLines": int(tail_lines), "limitBytes": 65536}
         if container:
             query["container"] = container
         path = "/api/v1/namespaces/%s/pods/%s/log" % (quote(namespace, safe=""), quote(pod, safe=""))
         response = self._send("GET", path, query=query, timeout=self.request_timeout)
+        if response.status == 403:
+            payload = response.json() if response.body else {}
+            raise ForbiddenError("get", "pods/log", namespace, pod, (payload or {}).get("message") or "")
         raise_for_status(response, "get", "Pod", namespace, pod)
         return response.body.decode("utf-8", "replace")
 

@@ -24,9 +24,11 @@ description:
     the canary whatever the weight.
   - The first release (no stable track yet) becomes the stable track after its gate; there is nothing to compare a
     canary with.
-  - A failure (a gate, an analysis V(fail) or V(error)) aborts the canary (weight 0, canary scaled to 0, the stable
-    track untouched), or with O(on_failure=freeze) holds the weights and stops. An V(inconclusive) analysis holds
-    the weights and ends the run like an approval pause, but failed, so a pipeline notices.
+  - A failure (a gate, an analysis V(fail)) aborts the canary (weight 0, canary scaled to 0, the stable track
+    untouched), or with O(on_failure=freeze) holds the weights and stops. An V(inconclusive) analysis (no data) or
+    an V(error) one (the measuring failed, for example Prometheus away for O(analysis.checks[].error_limit)
+    samples) is not a verdict on the canary; it holds the weights and ends the run like an approval pause, but
+    failed, so a pipeline notices.
   - The stable track is never scaled down, deleted or replaced, except by the promotion of the very release that
     ran as the canary, by a rolling update at its live size. Its autoscaler stays on it; the canary is sized
     from the stable track's live replica count, which is never inflated.

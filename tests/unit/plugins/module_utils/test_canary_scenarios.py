@@ -436,3 +436,26 @@ def test_each_event_is_notified_and_a_dead_webhook_only_warns(cluster: Cluster) 
     with pytest.raises(AnalysisFailedError):
         bad.run()
     assert bad.notifier.sent == ["step", "aborted", "failed"]
+
+
+def test_a_prometheus_outage_holds_the_weights_instead_of_judging(cluster: Cluster) -> None:
+    from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable
+
+    cluster.run()
+
+    def down(query: str) -> None:
+        raise HttpUnreachable("connection refused")
+
+    cluster.prometheus.on_query = down
+    checks = [dict(CHECKS[0], error_limit=1, samples=1)]
+    info = cluster.fails(
+        AnalysisFailedError,
+        version="2.0.0",
+        steps=[{"weight": 25}, {"analysis": ["good"]}],
+        analysis={"checks": checks},
+    )
+    assert (
+        cluster.record()["canary"]["waiting"] == "analysis could not measure"
+        and "holds at weight 25" in info.value.hint
+    )
+    assert cluster.versions_serving() == ["1.0.0", "1.0.0", "2.0.0"]  # nothing rolled back on a measuring outage
