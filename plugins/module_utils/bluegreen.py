@@ -415,10 +415,12 @@ class BlueGreen(BlueGreenPlan):
             raise
         switched = self.clock.monotonic()
         self.result["switched_at"] = self.now()
-        self.job.save(lambda s: record_switch(s, target, now=self.result["switched_at"]))
+        # One record write: traffic is on the target, and the run verifies it.
+        self.job.save(
+            lambda s: set_phase(record_switch(s, target, now=self.result["switched_at"]), "verifying", now=self.now())
+        )
         try:
             self.result["autoscaler"] = self.autoscaler.follow(self.name(target), [self.name(s) for s in SLOTS])
-            self.job.save(lambda s: set_phase(s, "verifying", now=self.now()))
             self.result["verified_endpoints"] = self.verify(after)
             if not rolling_back:
                 watch_serving(
@@ -591,7 +593,7 @@ class BlueGreen(BlueGreenPlan):
             self.ns,
             self.name(target),
             timeout=self.params["rollout_timeout"],
-            interval=backoff(0.25, 1.0),
+            interval=backoff(0.25, 0.5),
             clock=self.clock,
             heartbeat=self.job.beat,
         )

@@ -665,7 +665,7 @@ class Canary:
             self.ns,
             self.name(track),
             timeout=self.params["rollout_timeout"],
-            interval=backoff(0.25, 1.0),
+            interval=backoff(0.25, 0.5),
             clock=self.clock,
             heartbeat=self.job.beat,
         )
