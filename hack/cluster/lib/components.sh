@@ -255,9 +255,11 @@ ensure_forward_rules() {
 
 kubelet_ok() { answer_has http://127.0.0.1:10248/healthz ok; }
 
+# Writes the configuration to kubelet-config.yaml.new; ensure_kubelet compares it with the one the
+# running kubelet started with.
 write_kubelet_config() {
   mkdir -p "$STATE_DIR/kubelet"
-  cat >"$STATE_DIR/kubelet-config.yaml" <<EOF
+  cat >"$STATE_DIR/kubelet-config.yaml.new" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 0.0.0.0
@@ -277,6 +279,9 @@ cgroupDriver: cgroupfs
 failSwapOn: false
 failCgroupV1: false
 resolvConf: /etc/resolv.conf
+# CoreDNS (manifests/coredns.yaml) behind the Service kube-dns.
+clusterDNS: [$CLUSTER_DNS_IP]
+clusterDomain: $CLUSTER_DOMAIN
 serializeImagePulls: false
 # No image GC: containerd 1.6 does not pin the sandbox image, and GC could delete it.
 imageGCHighThresholdPercent: 100
@@ -292,9 +297,18 @@ EOF
 }
 
 ensure_kubelet() {
-  is_running kubelet && kubelet_ok && return 0
-  stop_daemon kubelet
   write_kubelet_config
+  if is_running kubelet && kubelet_ok; then
+    if cmp -s "$STATE_DIR/kubelet-config.yaml.new" "$STATE_DIR/kubelet-config.yaml"; then
+      rm -f "$STATE_DIR/kubelet-config.yaml.new"
+      return 0
+    fi
+    # A configuration change (such as clusterDNS) takes a restart; running pods keep running.
+    log "the kubelet configuration changed: restarting the kubelet"
+    diff "$STATE_DIR/kubelet-config.yaml" "$STATE_DIR/kubelet-config.yaml.new" >&2 || true
+  fi
+  stop_daemon kubelet
+  mv "$STATE_DIR/kubelet-config.yaml.new" "$STATE_DIR/kubelet-config.yaml"
   remember_sysctl kernel.panic
   remember_sysctl kernel.panic_on_oops
   remember_sysctl vm.overcommit_memory
@@ -382,4 +396,24 @@ EOF
     --web.listen-address "$PROMETHEUS_ADDR" --web.enable-lifecycle
   wait_until prometheus 60 prometheus_ok
   started prometheus
+}
+
+# NetworkPolicy enforcement beside the bridge CNI: kube-router's NetworkPolicy controller
+# (hack/cluster/addons/cmd/netpol) on the host, like kube-proxy. It programs iptables chains
+# (KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*) and ipsets (KUBE-SRC-*, KUBE-DST-*) that `down`
+# removes. Pods that no NetworkPolicy selects keep accepting everything.
+NETPOL_HEALTH_ADDR=127.0.0.1:20244
+
+netpol_ok() { answer_has "http://$NETPOL_HEALTH_ADDR/healthz" ok; }
+
+ensure_netpol() {
+  apply_manifest "$CLUSTER_HACK_DIR/manifests/netpol-rbac.yaml"
+  is_running netpol && netpol_ok && return 0
+  stop_daemon netpol
+  command -v ipset >/dev/null || die "ipset is not installed (Debian package ipset, in packages.txt)"
+  start_daemon netpol "$ADDONS_BIN_DIR/netpol" --kubeconfig "$STATE_DIR/netpol.kubeconfig" \
+    --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --service-node-port-range 30000-32767 --health-addr "$NETPOL_HEALTH_ADDR"
+  wait_until netpol 60 netpol_ok
+  started netpol
 }

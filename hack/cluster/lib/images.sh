@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Images the platform needs, built here from packages (no image registry can be reached):
 #  - the pod sandbox (pause) image: a static C binary, imported straight into containerd;
-#  - metrics-server: its Go binary in an image FROM scratch, imported into containerd;
+#  - metrics-server, CoreDNS and Traefik: their Go binaries in images FROM scratch, imported into
+#    containerd;
 #  - the Node.js base image for the User Service: Debian minbase (mmdebstrap) + Node.js + npm,
 #    pushed to the local registry so image builds and pulls go through it like anywhere else.
 # Every artefact is cached as a tarball keyed by its version in $IMAGE_CACHE_DIR.
@@ -71,6 +72,24 @@ ensure_metrics_server_image() {
     log "built the metrics-server image $ref"
   fi
   import_into_containerd "$ref" "$tar"
+}
+
+ensure_addon_images() {
+  local name version ref tar
+  for name in coredns traefik; do
+    case $name in
+    coredns) version=$COREDNS_VERSION ;;
+    traefik) version=$TRAEFIK_VERSION ;;
+    esac
+    ref=userservice.local/$name:$version
+    tar=$IMAGE_CACHE_DIR/$name-$ADDONS_KEY.tar
+    if [ ! -s "$tar" ]; then
+      build_addons
+      build_scratch_image "$ref" "$tar" "$ADDONS_BIN_DIR/$name"
+      log "built the $name image $ref"
+    fi
+    import_into_containerd "$ref" "$tar"
+  done
 }
 
 # The base image: Debian minbase with documentation stripped (like the official -slim images),

@@ -82,6 +82,7 @@ ensure_pki() {
   pki_req kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME"
   pki_req kubelet-serving "/O=system:nodes/CN=system:node:$NODE_NAME" "DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$ip"
   pki_req prometheus "/CN=userservice:prometheus"
+  pki_req netpol "/CN=userservice:netpol"
   [ -s "$PKI_DIR/sa.key" ] || {
     openssl genrsa -out "$PKI_DIR/sa.key" 2048 2>/dev/null
     openssl rsa -in "$PKI_DIR/sa.key" -pubout -out "$PKI_DIR/sa.pub" 2>/dev/null
@@ -91,4 +92,5 @@ ensure_pki() {
   write_kubeconfig "$STATE_DIR/scheduler.kubeconfig" system:kube-scheduler scheduler
   write_kubeconfig "$STATE_DIR/kube-proxy.kubeconfig" system:kube-proxy kube-proxy
   write_kubeconfig "$STATE_DIR/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet-client
+  write_kubeconfig "$STATE_DIR/netpol.kubeconfig" userservice:netpol netpol
 }

@@ -54,6 +54,27 @@ remove_chains_we_made() {
   done
 }
 
+# What the NetworkPolicy controller programmed: the jumps from INPUT/FORWARD/OUTPUT, its chains
+# (flushed first, since they jump to each other) and its ipsets. kube-router v2.1.0's own cleanup
+# does nothing when called without a running controller, so it is done here.
+remove_netpol_rules() {
+  local chain rule chains set
+  for chain in INPUT FORWARD OUTPUT; do
+    while read -r rule; do
+      [ -n "$rule" ] || continue
+      # shellcheck disable=SC2086 # the rule is iptables -S syntax, split on purpose
+      eval "iptables -D ${rule#-A }" 2>/dev/null || true
+    done < <(iptables -S "$chain" 2>/dev/null | grep -E -- '-j KUBE-ROUTER-(INPUT|FORWARD|OUTPUT)$' || true)
+  done
+  chains=$(iptables -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-(ROUTER-|POD-FW-|NWPLCY-)/ {print $2}')
+  for chain in $chains; do iptables -F "$chain" 2>/dev/null || true; done
+  for chain in $chains; do iptables -X "$chain" 2>/dev/null || log "could not delete iptables chain filter/$chain"; done
+  command -v ipset >/dev/null || return 0
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(KUBE-(SRC|DST)-|TMP-[A-Z2-7]{16}$)' || true); do
+    ipset destroy "$set" 2>/dev/null || log "could not destroy ipset $set"
+  done
+}
+
 remove_network() {
   local dir
   for dir in -i -o; do
@@ -94,6 +115,8 @@ cmd_down() {
   [ "${1:-}" = --purge ] && purge=1
   stop_daemon kubelet
   remove_pod_sandboxes
+  stop_daemon netpol
+  remove_netpol_rules
   stop_daemon kube-proxy
   if [ -x "$KUBE_BIN_DIR/kube-proxy" ]; then
     kube-proxy --cleanup >/dev/null 2>&1 || log "kube-proxy --cleanup reported an error (see its output by running it)"
