@@ -1,11 +1,13 @@
 """Proves the local platform (hack/cluster) is a working Kubernetes, on every CI run.
 
 Everything here talks to the real components: the API server, kubelet, containerd, kube-proxy,
-the Docker engine, the htpasswd-protected registry, Prometheus and metrics-server.
+the Docker engine, the htpasswd-protected registry, Prometheus, metrics-server, Traefik (Ingress
+and Gateway API), CoreDNS and the NetworkPolicy controller.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -246,3 +248,259 @@ def test_audit_log_records_requests(namespace):
     event = wait_for("the audit event of the configmap create", found, timeout=30)
     assert event["user"]["username"] == "kubernetes-admin"
     assert event["objectRef"]["resource"] == "configmaps"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a user's cluster has besides: an ingress and Gateway API controller (Traefik), cluster DNS
+# (CoreDNS) and enforced NetworkPolicy (kube-router's controller). Each test makes its own objects.
+
+INGRESS_HTTP = os.environ.get("USERSERVICE_INGRESS_HTTP", "http://127.0.0.1:8080")
+NODE_GET = (
+    "const r=require('http').get(process.argv[1],{timeout:3000},res=>{let b='';res.on('data',d=>b+=d);"
+    "res.on('end',()=>{console.log(b.trim());process.exit(0)})});"
+    "r.on('timeout',()=>{r.destroy();console.log('TIMEOUT');process.exit(2)});"
+    "r.on('error',e=>{console.log('ERROR '+e.code);process.exit(3)})"
+)
+
+
+def apply(manifest: dict) -> None:
+    run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def app(namespace: str, name: str, image: str, replicas: int = 1) -> list:
+    """A Deployment of the test app (answers `hello from <pod>`) and its Service `name`, port 80."""
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": image,
+                                "ports": [{"containerPort": 8080}],
+                                "env": [
+                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+                                ],
+                                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 2},
+                                "resources": {"requests": {"cpu": "5m", "memory": "24Mi"}},
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    ]
+
+
+def deploy_apps(namespace: str, items: list) -> dict:
+    """Applies the objects, waits for every Deployment and returns {deployment: set(pod names)}."""
+    apply({"apiVersion": "v1", "kind": "List", "items": items})
+    pods = {}
+    for item in items:
+        if item["kind"] != "Deployment":
+            continue
+        name = item["metadata"]["name"]
+        kubectl("-n", namespace, "rollout", "status", f"deployment/{name}", "--timeout=180s", timeout=200)
+        listed = json.loads(kubectl("-n", namespace, "get", "pods", "-l", f"app={name}", "-o", "json"))["items"]
+        pods[name] = {p["metadata"]["name"] for p in listed if not p["metadata"].get("deletionTimestamp")}
+    return pods
+
+
+def http_get(url: str, host: str, timeout: float = 5) -> tuple:
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    try:
+        conn.request("GET", parsed.path or "/", headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def in_pod(namespace: str, pod: str, *command: str, check: bool = False) -> subprocess.CompletedProcess:
+    return run(
+        "kubectl",
+        "--kubeconfig",
+        str(KUBECONFIG),
+        "-n",
+        namespace,
+        "exec",
+        pod,
+        "--",
+        *command,
+        check=check,
+        timeout=60,
+    )
+
+
+def test_ingress_from_host_reaches_the_service_pods(namespace, pushed_image):
+    """Through Traefik on the host's loopback: IngressClass traefik and nginx (the inventories' class)."""
+    pods = deploy_apps(namespace, app(namespace, "ing", pushed_image, replicas=2))["ing"]
+    for cls in ("traefik", "nginx"):
+        host = f"ing-{cls}.{namespace}.localhost"
+        apply(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": f"ing-{cls}", "namespace": namespace},
+                "spec": {
+                    "ingressClassName": cls,
+                    "rules": [
+                        {
+                            "host": host,
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {"service": {"name": "ing", "port": {"number": 80}}},
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+            }
+        )
+        seen = set()
+
+        def both_pods_answered(host=host, seen=seen):
+            status, body = http_get(INGRESS_HTTP + "/", host)
+            if status == 200:
+                seen.add(body.removeprefix("hello from "))
+            return seen == pods
+
+        # Traefik picks the Ingress up from its watch within a second or two.
+        wait_for(f"the {cls} Ingress to reach both pods", both_pods_answered, timeout=60, interval=0.2)
+        # The controller publishes its loopback address in the Ingress status.
+        status = json.loads(kubectl("-n", namespace, "get", "ingress", f"ing-{cls}", "-o", "json"))["status"]
+        assert status["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1", status
+
+    # A host no route knows is Traefik's 404, not a pod's answer.
+    assert http_get(INGRESS_HTTP + "/", f"nothing.{namespace}.localhost")[0] == 404
+
+
+def test_httproute_splits_traffic_by_weight(namespace, pushed_image):
+    """Gateway API through the platform Gateway: 1000 requests split 80/20 within 3 points."""
+    pods = deploy_apps(namespace, app(namespace, "split-a", pushed_image) + app(namespace, "split-b", pushed_image))
+    owner = {pod: name for name, names in pods.items() for pod in names}
+    host = f"split.{namespace}.localhost"
+    weights = {"split-a": 80, "split-b": 20}
+    apply(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "split", "namespace": namespace},
+            "spec": {
+                "parentRefs": [{"name": "platform", "namespace": "traefik"}],
+                "hostnames": [host],
+                "rules": [
+                    {"backendRefs": [{"name": name, "port": 80, "weight": weight} for name, weight in weights.items()]}
+                ],
+            },
+        }
+    )
+
+    def accepted():
+        route = json.loads(kubectl("-n", namespace, "get", "httproute", "split", "-o", "json"))
+        conditions = {
+            c["type"]: c["status"] for p in route.get("status", {}).get("parents", []) for c in p["conditions"]
+        }
+        return conditions.get("Accepted") == "True" and conditions.get("ResolvedRefs") == "True"
+
+    wait_for("the HTTPRoute to be accepted by the Gateway", accepted, timeout=60)
+    wait_for("the HTTPRoute to answer", lambda: http_get(INGRESS_HTTP + "/", host)[0] == 200, timeout=60, interval=0.2)
+
+    total = 1000
+    counts = {name: 0 for name in weights}
+    conn = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(INGRESS_HTTP).port, timeout=5)
+    try:
+        for _ in range(total):
+            conn.request("GET", "/", headers={"Host": host})
+            resp = conn.getresponse()
+            body = resp.read().decode().strip()
+            assert resp.status == 200, (resp.status, body)
+            counts[owner[body.removeprefix("hello from ")]] += 1
+    finally:
+        conn.close()
+    print(f"HTTPRoute split of {total} requests (weights {weights}): {counts}")
+    for name, weight in weights.items():
+        share = 100 * counts[name] / total
+        assert abs(share - weight) <= 3, f"{name}: {share:.1f}% of {total} requests, weight {weight}%; {counts}"
+
+    # Prometheus scrapes the ingress controller: its per-service request counter has the route's traffic.
+    query = urllib.parse.quote(f'sum(traefik_service_requests_total{{service=~"{namespace}-split-[ab]-.*"}})')
+
+    def scraped():
+        with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/query?query={query}", timeout=5) as resp:
+            result = json.load(resp)["data"]["result"]
+        return result and float(result[0]["value"][1]) >= total
+
+    wait_for("Prometheus to scrape Traefik's request counter", scraped, timeout=60, interval=3)
+
+
+def test_pod_resolves_service_names_through_cluster_dns(namespace, pushed_image):
+    deploy_apps(namespace, app(namespace, "dns", pushed_image))
+    pod = json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app=dns", "-o", "json"))["items"][0]
+    resolv = in_pod(namespace, pod["metadata"]["name"], "cat", "/etc/resolv.conf", check=True).stdout
+    assert "nameserver 10.96.0.10" in resolv and f"search {namespace}.svc.cluster.local" in resolv, resolv
+    cluster_ip = kubectl("-n", namespace, "get", "svc", "dns", "-o", "jsonpath={.spec.clusterIP}")
+    for name in (f"dns.{namespace}.svc.cluster.local", "kubernetes.default.svc.cluster.local", "dns"):
+        out = in_pod(
+            namespace,
+            pod["metadata"]["name"],
+            "node",
+            "-e",
+            "require('dns').lookup(process.argv[1],{family:4},(e,a)=>{console.log(e?'ERROR '+e.code:a)})",
+            name,
+            check=True,
+        ).stdout.strip()
+        assert out == (cluster_ip if name != "kubernetes.default.svc.cluster.local" else "10.96.0.1"), (name, out)
+
+
+def test_networkpolicy_denying_ingress_blocks_pod_to_pod(namespace, pushed_image):
+    pods = deploy_apps(namespace, app(namespace, "np-server", pushed_image) + app(namespace, "np-client", pushed_image))
+    server = json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app=np-server", "-o", "json"))["items"][0]
+    client = sorted(pods["np-client"])[0]
+    url = f"http://{server['status']['podIP']}:8080/"
+
+    def get() -> str:
+        return in_pod(namespace, client, "node", "-e", NODE_GET, url).stdout.strip()
+
+    assert get() == f"hello from {server['metadata']['name']}"
+    apply(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-ingress", "namespace": namespace},
+            "spec": {"podSelector": {"matchLabels": {"app": "np-server"}}, "policyTypes": ["Ingress"]},
+        }
+    )
+
+    # The controller reprograms iptables on the policy event; the request is then rejected.
+    def refused():
+        out = get()
+        return out if not out.startswith("hello from") else None
+
+    outcome = wait_for("the NetworkPolicy to block the request", refused, timeout=60)
+    assert outcome.split(" ")[0] in ("ERROR", "TIMEOUT"), outcome
+    # The other pods of the namespace, which the policy does not select, still accept traffic.
+    other = json.loads(kubectl("-n", namespace, "get", "pods", "-l", "app=np-client", "-o", "json"))["items"][0]
+    assert in_pod(
+        namespace, client, "node", "-e", NODE_GET, f"http://{other['status']['podIP']}:8080/"
+    ).stdout.startswith("hello from")
+    kubectl("-n", namespace, "delete", "networkpolicy", "deny-ingress")
+    wait_for("the request to succeed again without the policy", lambda: get().startswith("hello from"), timeout=60)
