@@ -55,7 +55,7 @@ ANALYSIS = {
             "max": 0.05,
             "samples": SAMPLES,
             "interval": INTERVAL,
-            "initial_delay": 5,
+            "initial_delay": 10,
             "failure_limit": 0,
             "on_no_data": "inconclusive",
         }
