@@ -353,3 +353,70 @@ def test_bad_canary_argument_fails_before_any_api_call(option, override, user_se
     assert option in proc.stdout, proc.stdout[-1500:]
     time.sleep(0.5)
     assert audit_events(namespace) == []  # not one request reached the API server for this namespace
+
+
+GATEWAY_PORT = 8080  # the platform Gateway's HTTP listener on the host's loopback (hack/cluster)
+
+
+def _tag_during_canary(tagged, namespace: str) -> None:
+    """Send header-tagged requests only while the canary Deployment has Ready pods."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = kubectl_json("-n", namespace, "get", "deployments", "-l", "deploy.userservice.io/track=canary")
+        if any((d.get("status") or {}).get("readyReplicas") for d in found["items"]):
+            tagged.start()
+            time.sleep(15)
+            tagged.stop()
+            return
+        time.sleep(1)
+
+
+def test_gateway_api_weights_through_traefik(canary, namespace):
+    """Real weighted traffic: the canary's HTTPRoute weights, enforced by Traefik, within 3 points over >= 1000."""
+    import threading
+
+    from loadgen import LoadGenerator
+
+    host = "canary.%s.localhost" % namespace
+    router = {
+        "type": "gateway",
+        "port": 80,
+        "gateway": {"name": "platform", "namespace": "traefik"},
+        "hostnames": [host],
+        "header": {"name": "X-Canary", "value": "always"},
+    }
+    assert canary(version="1.0.0", router=router).rc == 0
+    steps = [{"weight": 20}, {"pause": 30}, {"weight": 50}, {"pause": 30}]
+    stream = LoadGenerator(
+        "127.0.0.1", port=GATEWAY_PORT, rate=50, max_seconds=300, keepalive=True, headers={"Host": host}
+    )
+    tagged = LoadGenerator(
+        "127.0.0.1", port=GATEWAY_PORT, rate=2, max_seconds=300, headers={"Host": host, "X-Canary": "always"}
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # Traefik picks the route up from the API server
+        probe = LoadGenerator("127.0.0.1", port=GATEWAY_PORT, rate=5, max_requests=1, headers={"Host": host})
+        probe.start()
+        time.sleep(0.5)
+        probe.stop()
+        if probe.summary()["failed"] == 0:
+            break
+    stream.start()
+    try:
+        time.sleep(3)
+        watcher = threading.Thread(target=_tag_during_canary, args=(tagged, namespace), daemon=True)
+        watcher.start()
+        run = canary(version="2.0.0", router=router, steps=steps, lock_ttl=60)
+    finally:
+        stream.stop()
+        tagged.stop()
+    tagged_answers = [o for o in tagged.snapshot() if o.ok]
+    # With the header, every answer came from the canary while it ran (whatever its weight).
+    assert tagged_answers and {o.version for o in tagged_answers} == {"2.0.0"}, tagged.summary()
+    assert run.rc == 0 and run.result["status"] == "promoted", run.output[-3000:]
+    shares = shares_per_step(stream, run.result, "2.0.0", settle_seconds=2.0)
+    for step in shares:
+        assert step["answers"] >= 1000, shares
+        assert abs(step["percent"] - step["weight"]) <= 3, shares
+    assert stream.summary()["failed"] == 0, stream.summary()
+    record("canary_gateway_traefik", shares=shares, requests=stream.summary()["requests"])
