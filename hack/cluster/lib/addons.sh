@@ -15,8 +15,8 @@ metrics_api_ok() {
 # The ${NAME} placeholders the manifests use, and only those (a manifest may hold other $ text).
 render_manifest() {
   sed -e "s/\${METRICS_SERVER_VERSION}/$METRICS_SERVER_VERSION/g" \
-    -e "s/\${COREDNS_VERSION}/$COREDNS_VERSION/g" \
-    -e "s/\${TRAEFIK_VERSION}/$TRAEFIK_VERSION/g" \
+    -e "s|\${COREDNS_IMAGE}|$COREDNS_IMAGE|g" \
+    -e "s|\${TRAEFIK_IMAGE}|$TRAEFIK_IMAGE|g" \
     -e "s/\${CLUSTER_DNS_IP}/$CLUSTER_DNS_IP/g" \
     -e "s/\${CLUSTER_DOMAIN}/$CLUSTER_DOMAIN/g" \
     -e "s/\${INGRESS_HTTP_PORT}/$INGRESS_HTTP_PORT/g" \
@@ -71,11 +71,12 @@ ensure_gateway_api_crds() {
   log "installed the Gateway API $GATEWAY_API_VERSION standard CRDs"
 }
 
+# The controller has seen the current spec and every replica is updated and available.
 deployment_ready() { # namespace name
-  local want have
-  want=$(kubectl_admin -n "$1" get deployment "$2" -o jsonpath='{.spec.replicas}' 2>/dev/null) || return 1
-  have=$(kubectl_admin -n "$1" get deployment "$2" -o jsonpath='{.status.updatedReplicas}/{.status.availableReplicas}/{.status.replicas}' 2>/dev/null) || return 1
-  [ "$have" = "$want/$want/$want" ]
+  local state
+  state=$(kubectl_admin -n "$1" get deployment "$2" -o \
+    jsonpath='{.metadata.generation} {.status.observedGeneration} {.spec.replicas} {.status.updatedReplicas} {.status.availableReplicas} {.status.replicas}' 2>/dev/null) || return 1
+  awk '{ exit !($1 == $2 && $3 == $4 && $3 == $5 && $3 == $6) }' <<<"$state"
 }
 
 wait_deployment() { # namespace name timeout

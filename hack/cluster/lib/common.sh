@@ -28,8 +28,12 @@ STATE_DIR=${USERSERVICE_CLUSTER_DIR:-$REPO_ROOT/.cluster}
 CACHE_DIR=${USERSERVICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/userservice-deploy}
 KUBE_BIN_DIR=$CACHE_DIR/kubernetes-$KUBE_VERSION/bin   # kube binaries and etcd, built from hack/cluster/gomod
 IMAGE_CACHE_DIR=$CACHE_DIR/images
-# The wrapper's go.sum is part of the key: a dependency bump rebuilds even with the same versions.
-ADDONS_KEY=traefik-$TRAEFIK_VERSION-coredns-$COREDNS_VERSION-kube-router-$KUBE_ROUTER_VERSION-$(sha256sum "$CLUSTER_HACK_DIR/addons/go.sum" 2>/dev/null | cut -c1-8)
+# The wrapper's go.sum and the lego trim are part of the key: a dependency bump rebuilds even with the same versions.
+ADDONS_HASH=$(cat "$CLUSTER_HACK_DIR/addons/go.sum" "$CLUSTER_HACK_DIR/addons/trim/lego-dns-providers.go.in" 2>/dev/null | sha256sum | cut -c1-8)
+ADDONS_KEY=traefik-$TRAEFIK_VERSION-coredns-$COREDNS_VERSION-kube-router-$KUBE_ROUTER_VERSION-$ADDONS_HASH
+# Image tags carry the hash too, so a rebuilt binary is imported and rolled out under a new tag.
+COREDNS_IMAGE=userservice.local/coredns:$COREDNS_VERSION-$ADDONS_HASH
+TRAEFIK_IMAGE=userservice.local/traefik:$TRAEFIK_VERSION-$ADDONS_HASH
 ADDONS_BIN_DIR=$CACHE_DIR/addons-$ADDONS_KEY/bin   # traefik, coredns, netpol from hack/cluster/addons
 
 LOG_DIR=$STATE_DIR/logs

@@ -408,7 +408,11 @@ netpol_ok() { answer_has "http://$NETPOL_HEALTH_ADDR/healthz" ok; }
 
 ensure_netpol() {
   apply_manifest "$CLUSTER_HACK_DIR/manifests/netpol-rbac.yaml"
-  is_running netpol && netpol_ok && return 0
+  # A rebuilt controller (new add-ons key) replaces the running one.
+  if is_running netpol && netpol_ok &&
+    [ "$(readlink "/proc/$(pid_of netpol)/exe")" = "$ADDONS_BIN_DIR/netpol" ]; then
+    return 0
+  fi
   stop_daemon netpol
   command -v ipset >/dev/null || die "ipset is not installed (Debian package ipset, in packages.txt)"
   start_daemon netpol "$ADDONS_BIN_DIR/netpol" --kubeconfig "$STATE_DIR/netpol.kubeconfig" \

@@ -75,13 +75,12 @@ ensure_metrics_server_image() {
 }
 
 ensure_addon_images() {
-  local name version ref tar
+  local name ref tar
   for name in coredns traefik; do
     case $name in
-    coredns) version=$COREDNS_VERSION ;;
-    traefik) version=$TRAEFIK_VERSION ;;
+    coredns) ref=$COREDNS_IMAGE ;;
+    traefik) ref=$TRAEFIK_IMAGE ;;
     esac
-    ref=userservice.local/$name:$version
     tar=$IMAGE_CACHE_DIR/$name-$ADDONS_KEY.tar
     if [ ! -s "$tar" ]; then
       build_addons
