@@ -188,6 +188,12 @@ demo: packages venv collections-link cluster ## Platform up; build, push, deploy
 	done
 	ansible-playbook -i $(INVENTORY) playbooks/status.yml -e user_service_release_strategy=bluegreen
 
+.PHONY: pipeline
+# The eleven stages of examples/pipelines on the local platform, each printed with its time; stops at
+# the approval stage (exit 3) unless APPROVE=true. Exit codes and knobs: hack/toolchain/pipeline.
+pipeline: venv collections-link ## The pipeline's eleven stages on the local platform (VERSION=x.y.z APPROVE=true RESUME=true)
+	$(if $(VERSION),PIPELINE_VERSION=$(VERSION)) $(if $(APPROVE),PIPELINE_APPROVE=$(APPROVE)) $(if $(RESUME),PIPELINE_RESUME=$(RESUME)) hack/toolchain/pipeline
+
 # ---------------------------------------------------------------------------------------------
 # Packaging
 
