@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -51,8 +51,14 @@ def module_validator(module: str, monkeypatch: pytest.MonkeyPatch) -> ArgumentSp
     return ArgumentSpecValidator(spec, **rules)
 
 
-def rendered_tasks() -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(task name, module, templated arguments) for every task and loop item of configure.yml."""
+class RenderedTask(NamedTuple):
+    name: str
+    module: str
+    arguments: dict[str, Any]
+
+
+def rendered_tasks() -> Iterator[RenderedTask]:
+    """Every task and loop item of configure.yml, with its arguments templated."""
     loader = DataLoader()
     play = loader.load_from_file(str(CONFIGURE), trusted_as_template=True)[0]
     variables: dict[str, Any] = {}
@@ -67,14 +73,14 @@ def rendered_tasks() -> Iterator[tuple[str, str, dict[str, Any]]]:
         for item in items:
             item_scope = dict(scope, **{loop_var: item}) if item is not None else scope
             arguments = Templar(loader=loader, variables=item_scope).template(task[module])
-            yield task["name"], module.rsplit(".", 1)[1], arguments
+            yield RenderedTask(task["name"], module.rsplit(".", 1)[1], arguments)
 
 
 TASKS = list(rendered_tasks())
 
 
 def test_configure_uses_the_expected_modules() -> None:
-    used = {module for _, module, _ in TASKS}
+    used = {task.module for task in TASKS}
     assert used == {
         "organization",
         "execution_environment",
@@ -90,7 +96,7 @@ def test_configure_uses_the_expected_modules() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "module", "arguments"), TASKS, ids=[f"{module}:{i}" for i, (_, module, _) in enumerate(TASKS)]
+    ("name", "module", "arguments"), TASKS, ids=[f"{task.module}:{i}" for i, task in enumerate(TASKS)]
 )
 def test_task_arguments_pass_the_module_argument_spec(
     name: str, module: str, arguments: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -111,7 +117,9 @@ def test_a_wrong_argument_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_kubernetes_credential_type_injects_what_the_playbooks_read() -> None:
-    (kube,) = [args for _, module, args in TASKS if module == "credential_type" and "Kubernetes" in args["name"]]
+    (kube,) = [
+        task.arguments for task in TASKS if task.module == "credential_type" and "Kubernetes" in task.arguments["name"]
+    ]
     env = kube["injectors"]["env"]
     assert set(env) >= {"K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_SSL_CA_CERT"}
     assert env["K8S_AUTH_SSL_CA_CERT"] == "{{ tower.filename.ca_cert }}"
@@ -121,7 +129,9 @@ def test_the_kubernetes_credential_type_injects_what_the_playbooks_read() -> Non
 
 
 def test_the_workflow_runs_build_staging_approval_prod_and_a_check_in_order() -> None:
-    nodes = {args["identifier"]: args for _, module, args in TASKS if module == "workflow_job_template_node"}
+    nodes = {
+        task.arguments["identifier"]: task.arguments for task in TASKS if task.module == "workflow_job_template_node"
+    }
     order, current = [], "build"
     while current:
         order.append(current)
@@ -130,14 +140,18 @@ def test_the_workflow_runs_build_staging_approval_prod_and_a_check_in_order() ->
         current = following[0] if following else None
     assert order == ["build", "staging-release", "staging-smoke", "approval", "prod-push", "prod-release", "prod-check"]
     assert "approval_node" in nodes["approval"] and "unified_job_template" not in nodes["approval"]
-    templates = {args["name"] for _, module, args in TASKS if module == "job_template"}
+    templates = {task.arguments["name"] for task in TASKS if task.module == "job_template"}
     for identifier, node in nodes.items():
         if "unified_job_template" in node:
             assert node["unified_job_template"] in templates, identifier
 
 
 def test_release_templates_have_surveys_for_version_and_strategy() -> None:
-    releases = [args for _, module, args in TASKS if module == "job_template" and args["name"].endswith(" release")]
+    releases = [
+        task.arguments
+        for task in TASKS
+        if task.module == "job_template" and task.arguments["name"].endswith(" release")
+    ]
     assert {args["name"] for args in releases} == {"User Service staging release", "User Service prod release"}
     for args in releases:
         assert args["survey_enabled"] is True
