@@ -68,6 +68,19 @@ if not cluster_reachable():
     pytestmark = pytest.mark.skip(reason="no local cluster and USERSERVICE_SKIP_CLUSTER_TESTS=1")
 
 
+def answered_by_all(host: str, pods: set):
+    """A predicate for wait_for: true once every pod in ``pods`` has answered through the Ingress for ``host``."""
+    seen: set = set()
+
+    def check() -> bool:
+        status, body = http_get(INGRESS_HTTP + "/", host)
+        if status == 200:
+            seen.add(body.removeprefix("hello from "))
+        return seen == pods
+
+    return check
+
+
 def wait_for(what: str, predicate, timeout: float = 120, interval: float = 1.0):
     deadline = time.monotonic() + timeout
     last = None
@@ -375,16 +388,8 @@ def test_ingress_from_host_reaches_the_service_pods(namespace, pushed_image):
                 },
             }
         )
-        seen = set()
-
-        def both_pods_answered(host=host, seen=seen):
-            status, body = http_get(INGRESS_HTTP + "/", host)
-            if status == 200:
-                seen.add(body.removeprefix("hello from "))
-            return seen == pods
-
         # Traefik picks the Ingress up from its watch within a second or two.
-        wait_for(f"the {cls} Ingress to reach both pods", both_pods_answered, timeout=60, interval=0.2)
+        wait_for(f"the {cls} Ingress to reach both pods", answered_by_all(host, pods), timeout=60, interval=0.2)
         # The controller publishes its loopback address in the Ingress status.
         status = json.loads(kubectl("-n", namespace, "get", "ingress", f"ing-{cls}", "-o", "json"))["status"]
         assert status["loadBalancer"]["ingress"][0]["ip"] == "127.0.0.1", status
@@ -428,7 +433,7 @@ def test_httproute_splits_traffic_by_weight(namespace, pushed_image):
     counts = {name: 0 for name in weights}
     conn = http.client.HTTPConnection("127.0.0.1", urllib.parse.urlsplit(INGRESS_HTTP).port, timeout=5)
     try:
-        for _ in range(total):
+        for _request in range(total):
             conn.request("GET", "/", headers={"Host": host})
             resp = conn.getresponse()
             body = resp.read().decode().strip()
