@@ -51,9 +51,15 @@ BUILTIN_METRICS = ("error_ratio", "latency_quantile")
 SCOPE_LABELS = ("version", "slot", "track")
 
 
+# The platform's own requests (kubelet probes, Prometheus scrapes, the health gate) are not traffic: they
+# always succeed, so counting them would dilute an error ratio and turn "no users" into a healthy 0.
+NOT_TRAFFIC = 'route!~"/metrics|/api/health/.*"'
+
+
 def _selector(scope: Sequence[str], extra: str = "") -> str:
     matchers = ['namespace="${namespace}"', 'app="${app}"']
     matchers += ['%s="${%s}"' % (label, label) for label in SCOPE_LABELS if label in scope]
+    matchers.append(NOT_TRAFFIC)
     if extra:
         matchers.append(extra)
     return "{" + ",".join(matchers) + "}"

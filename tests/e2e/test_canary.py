@@ -413,3 +413,28 @@ def test_gateway_api_weights_through_traefik(canary, namespace):
         assert abs(step["percent"] - step["weight"]) <= 3, shares
     assert stream.summary()["failed"] == 0, stream.summary()
     record("canary_gateway_traefik", shares=shares, requests=stream.summary()["requests"])
+
+
+def test_no_data_follows_each_policy(canary, namespace):
+    """No load at all: the canary's error ratio has no data; each on_no_data policy gives its documented result."""
+    assert canary(version="1.0.0").rc == 0
+    steps = [{"weight": 25}, {"analysis": ["error-ratio"]}, {"weight": 50}]
+    quick = dict(ERROR_RATIO, samples=1, initial_delay=0)
+    held = canary(
+        version="2.0.0",
+        steps=steps,
+        analysis={"prometheus": PROMETHEUS, "checks": [dict(quick, on_no_data="inconclusive")]},
+    )
+    assert held.rc != 0 and release_state(namespace)["canary"]["waiting"] == "inconclusive analysis", held.output[
+        -2000:
+    ]
+    assert canary(state="aborted").rc == 0
+    failed = canary(
+        version="3.0.0", steps=steps, analysis={"prometheus": PROMETHEUS, "checks": [dict(quick, on_no_data="fail")]}
+    )
+    assert failed.rc != 0 and failed.result["status"] == "aborted", failed.output[-2000:]
+    passed = canary(
+        version="4.0.0", steps=steps, analysis={"prometheus": PROMETHEUS, "checks": [dict(quick, on_no_data="pass")]}
+    )
+    assert passed.rc == 0 and passed.result["status"] == "promoted", passed.output[-2000:]
+    record("canary_no_data", inconclusive="paused", fail="aborted", passed="promoted")

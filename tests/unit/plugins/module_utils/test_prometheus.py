@@ -19,6 +19,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.prometheus import (
     BUILTIN_METRICS,
+    NOT_TRAFFIC,
     HttpUnreachable,
     PrometheusClient,
     builtin_query,
@@ -39,7 +40,8 @@ VARS: Dict[str, Any] = {
 class TestRender:
     def test_builtin_error_ratio_selects_version_and_slot(self) -> None:
         query = render_query(builtin_query("error_ratio", ["version", "slot"]), VARS)
-        selector = 'namespace="user-service-prod",app="user-service",version="1.4.2",slot="green"'
+        # Probes and scrapes are not traffic: they would dilute the ratio and make "no users" read 0.
+        selector = 'namespace="user-service-prod",app="user-service",version="1.4.2",slot="green",' + NOT_TRAFFIC
         assert query == (
             '(sum(rate(http_requests_total{%s,status_code=~"5.."}[1m])) or vector(0))'
             " / sum(rate(http_requests_total{%s}[1m]))" % (selector, selector)
@@ -53,7 +55,7 @@ class TestRender:
         query = render_query(builtin_query("latency_quantile", ["version", "slot"]), VARS)
         assert query == (
             "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket"
-            '{namespace="user-service-prod",app="user-service",version="1.4.2",slot="green"}[1m])))'
+            '{namespace="user-service-prod",app="user-service",version="1.4.2",slot="green",%s}[1m])))' % NOT_TRAFFIC
         )
 
     def test_builtins_keep_placeholders(self) -> None:
