@@ -4,11 +4,13 @@ each step, a bad canary is aborted at its first analysis, approvals pause, a kil
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 
 import pytest
 from conftest import kubectl_json, release_state
+from loadgen import LoadGenerator
 from test_bluegreen_release import record, settle
 from test_bluegreen_resilience import kill_group, wait_for_state
 
@@ -438,3 +440,109 @@ def test_no_data_follows_each_policy(canary, namespace):
     )
     assert passed.rc == 0 and passed.result["status"] == "promoted", passed.output[-2000:]
     record("canary_no_data", inconclusive="paused", fail="aborted", passed="promoted")
+
+
+def test_a_whole_canary_with_only_the_namespaced_deployer_role(user_service_image, tmp_path):
+    """deploy.yml bootstraps the namespace and the deployer Role (admin, once); then a first release, a canary
+    with analysis, its promotion and an abort run with nothing but the deployer ServiceAccount's token."""
+    import os
+    import subprocess
+    import uuid
+
+    from conftest import KUBECONFIG, REPO, VENV_BIN, Releaser, kubectl
+
+    namespace = "e2e-dep-%s" % uuid.uuid4().hex[:6]
+    registry, rest = user_service_image.split("/", 1)
+    repository, digest = rest.split("@")
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=str(KUBECONFIG), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    bootstrap = subprocess.run(
+        [
+            str(VENV_BIN / "ansible-playbook"),
+            "-i",
+            str(REPO / "inventories" / "dev"),
+            str(REPO / "playbooks" / "deploy.yml"),
+            "-e",
+            json.dumps(
+                {
+                    "user_service_namespace": namespace,
+                    "user_service_release_strategy": "canary",
+                    "user_service_version": "1.0.0",
+                    "user_service_image_registry": registry,
+                    "user_service_image_repository": repository,
+                    "user_service_image_digest": digest,
+                    "workload_bootstrap": True,
+                    "workload_ingress_enabled": False,
+                }
+            ),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    try:
+        assert bootstrap.returncode == 0, bootstrap.stdout[-3000:]
+        # The app's Service (the release role creates it when missing; this test drives the module directly).
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "user-service", "namespace": namespace},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": "user-service"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 3000}],
+            },
+        }
+        from conftest import run as run_
+
+        run_("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(service))
+        token = kubectl("-n", namespace, "create", "token", "user-service-deployer", "--duration", "30m").strip()
+        server = kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").strip()
+        ca = tmp_path / "ca.crt"
+        ca.write_bytes(
+            __import__("base64").b64decode(
+                kubectl(
+                    "config",
+                    "view",
+                    "--raw",
+                    "--minify",
+                    "-o",
+                    "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+                )
+            )
+        )
+
+        class DeployerOnly(Releaser):
+            def environment(self):
+                out = {k: v for k, v in super().environment().items() if k != "K8S_AUTH_KUBECONFIG"}
+                out.update(
+                    K8S_AUTH_HOST=server, K8S_AUTH_API_KEY=token, K8S_AUTH_SSL_CA_CERT=str(ca), HOME=str(tmp_path)
+                )  # no ~/.kube/config to fall back on
+                return out
+
+        deployer = DeployerOnly(namespace, user_service_image, tmp_path, playbook="canary.yml")
+        first = deployer(version="1.0.0")
+        assert first.rc == 0, first.output[-3000:]
+        load = LoadGenerator(
+            kubectl("-n", namespace, "get", "svc", "user-service", "-o", "jsonpath={.spec.clusterIP}"),
+            rate=10,
+            max_seconds=300,
+        ).start()
+        try:
+            steps = [{"weight": 25}, {"analysis": ["error-ratio"]}, {"weight": 50}]
+            # Two scrapes of the canary pods with traffic before the first sample (the enforced NetworkPolicy
+            # and the bootstrap leave this namespace's pods new to Prometheus).
+            slow = {"prometheus": PROMETHEUS, "checks": [dict(ERROR_RATIO, initial_delay=25)]}
+            promoted = deployer(version="2.0.0", steps=steps, analysis=slow)
+            paused = deployer(version="3.0.0", steps=[{"weight": 25}, {"pause": "approval"}, {"weight": 50}])
+            aborted = deployer(state="aborted")
+        finally:
+            load.stop()
+        assert promoted.rc == 0 and promoted.result["status"] == "promoted", promoted.output[-3000:]
+        assert paused.rc == 0 and paused.result["status"] == "paused", paused.output[-3000:]
+        assert aborted.rc == 0 and aborted.result["status"] == "aborted", aborted.output[-3000:]
+        assert load.summary()["failed"] == 0, load.summary()
+        record("canary_deployer_only", requests=load.summary()["requests"], failed=0)
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
