@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
     AnalysisContext,
@@ -36,9 +36,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     run_analysis,
     select_checks,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.autoscaler import Autoscaler
 from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_plan import NO_POD, BlueGreenPlan
-from ansible_collections.userservice.deploy.plugins.module_utils.capacity import Capacity
 from ansible_collections.userservice.deploy.plugins.module_utils.deployments import (
     MANAGED_BY_LABEL,
     MANAGER,
@@ -62,9 +60,9 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     NotFoundError,
     ReleaseError,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.health import HealthSpec, run_health_gate
+from ansible_collections.userservice.deploy.plugins.module_utils.health import run_health_gate
 from ansible_collections.userservice.deploy.plugins.module_utils.rollback_rules import Where, choose_rollback, refusal
-from ansible_collections.userservice.deploy.plugins.module_utils.run import ReleaseRun, in_flight
+from ansible_collections.userservice.deploy.plugins.module_utils.run import in_flight
 from ansible_collections.userservice.deploy.plugins.module_utils.serving_watch import watch_serving
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     SLOTS,
@@ -80,7 +78,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     start_draining,
     stop_draining,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.traffic import SelectorRouter
+from ansible_collections.userservice.deploy.plugins.module_utils.strategy import Strategy
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import (
     backoff,
     isoformat,
@@ -150,94 +148,14 @@ class Observed:
         )
 
 
-class BlueGreen(BlueGreenPlan):
+class BlueGreen(Strategy, BlueGreenPlan):
     """Plans and runs one blue/green action."""
 
-    def __init__(
-        self,
-        client: Any,
-        params: Dict[str, Any],
-        *,
-        check_mode: bool,
-        holder: str,
-        clock: Optional[Any] = None,
-        prometheus: Optional[Any] = None,
-        notifier: Optional[Any] = None,
-        log: Optional[Callable[[str], None]] = None,
-    ) -> None:
-        self.notifier = notifier
-        self.client = client
-        self.params = params
-        self.check_mode = check_mode
-        self.app = params["app"]
-        self.ns = params["namespace"]
-        self.service_name = params.get("service") or self.app
-        self.container = params.get("container_name") or self.app
-        self.log = log or (lambda message: None)
-        self.job = ReleaseRun(
-            client,
-            self.ns,
-            self.app,
-            check_mode=check_mode,
-            identity=holder,
-            lock_ttl=params.get("lock_ttl") or 60,
-            lock_steal=bool(params.get("lock_steal")),
-            history_limit=params["history_limit"],
-            clock=clock,
-            log=self.log,
-        )
-        self.clock = self.job.clock
-        self.health = HealthSpec(params.get("health"))
-        self.capacity = Capacity(client, self.ns, self.service_name, before_write=self.job.confirm_lock, log=self.log)
-        self.router = SelectorRouter(
-            client,
-            self.ns,
-            self.app,
-            self.service_name,
-            before_write=self.job.confirm_lock,
-            heartbeat=self.job.beat,
-            clock=self.clock,
-            log=self.log,
-        )
-        self.autoscaler = Autoscaler(
-            client,
-            self.ns,
-            self.app,
-            params.get("autoscaler"),
-            manage=params.get("manage_autoscaler", True),
-            before_write=self.job.confirm_lock,
-            log=self.log,
-        )
-        self.prometheus = prometheus
+    def __init__(self, client: Any, params: Dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(client, params, **kwargs)
+        self.router = self.selector_router
         # (selector, pinned selector) when a first release must first pin a name-only Service.
         self.pin: Optional[Tuple[Dict[str, str], Dict[str, str]]] = None
-
-    # The module reads these.
-    @property
-    def result(self) -> Dict[str, Any]:
-        return self.job.result
-
-    @property
-    def warnings(self) -> List[str]:
-        return self.job.warnings
-
-    @property
-    def state(self) -> Dict[str, Any]:
-        return self.job.state
-
-    def name(self, slot: str) -> str:
-        return deployment_name(self.app, slot)
-
-    def notify(self, event: str, **data: Any) -> None:
-        """A release event to the webhook (``notify``); a webhook that fails is a warning, never a failure."""
-        if self.notifier is None or self.check_mode:
-            return
-        warning = self.notifier.send(event, dict(data, run_id=self.job.id))
-        if warning:
-            self.job.warnings.append(warning)
-
-    def now(self) -> str:
-        return self.job.now()
 
     # -- entry point ------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ step, at its recorded weight.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
     AnalysisContext,
@@ -32,9 +32,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.analysis import
     run_analysis,
     select_checks,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.autoscaler import Autoscaler
 from ansible_collections.userservice.deploy.plugins.module_utils.canary_args import Step, steps_hash
-from ansible_collections.userservice.deploy.plugins.module_utils.capacity import Capacity
 from ansible_collections.userservice.deploy.plugins.module_utils.deployments import (
     SLOT_LABEL,
     TEMPLATE_HASH_ANNOTATION,
@@ -55,16 +53,16 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     NotFoundError,
     ReleaseError,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.health import HealthSpec, run_health_gate
+from ansible_collections.userservice.deploy.plugins.module_utils.health import run_health_gate
 from ansible_collections.userservice.deploy.plugins.module_utils.plan import FieldChange
-from ansible_collections.userservice.deploy.plugins.module_utils.run import ReleaseRun, in_flight
+from ansible_collections.userservice.deploy.plugins.module_utils.run import in_flight
 from ansible_collections.userservice.deploy.plugins.module_utils.state import (
     SLOTS,
     mark_slot,
     set_phase,
     set_slot,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.traffic import SelectorRouter
+from ansible_collections.userservice.deploy.plugins.module_utils.strategy import Strategy
 from ansible_collections.userservice.deploy.plugins.module_utils.traffic_weights import (
     TRAFFIC_LABEL,
     ReplicaRouter,
@@ -142,92 +140,17 @@ class CanaryObserved:
         )
 
 
-class Canary:
+class Canary(Strategy):
     """Plans and runs one canary action."""
 
-    def __init__(
-        self,
-        client: Any,
-        params: Dict[str, Any],
-        steps: List[Step],
-        *,
-        check_mode: bool,
-        holder: str,
-        clock: Optional[Any] = None,
-        prometheus: Optional[Any] = None,
-        notifier: Optional[Any] = None,
-        log: Optional[Callable[[str], None]] = None,
-    ) -> None:
-        self.client = client
-        self.params = params
+    def __init__(self, client: Any, params: Dict[str, Any], steps: List[Step], **kwargs: Any) -> None:
+        super().__init__(client, params, **kwargs)
         self.steps = steps
-        self.check_mode = check_mode
-        self.app = params["app"]
-        self.ns = params["namespace"]
-        self.service_name = params.get("service") or self.app
-        self.container = params.get("container_name") or self.app
-        self.log = log or (lambda message: None)
-        self.job = ReleaseRun(
-            client,
-            self.ns,
-            self.app,
-            check_mode=check_mode,
-            identity=holder,
-            lock_ttl=params.get("lock_ttl") or 60,
-            lock_steal=bool(params.get("lock_steal")),
-            history_limit=params["history_limit"],
-            clock=clock,
-            log=self.log,
-        )
-        self.clock = self.job.clock
-        self.health = HealthSpec(params.get("health"))
-        self.capacity = Capacity(client, self.ns, self.service_name, before_write=self.job.confirm_lock, log=self.log)
         self.router = make_router(
             client, self.ns, self.app, params.get("router") or {}, before_write=self.job.confirm_lock, log=self.log
         )
-        self.apex = SelectorRouter(
-            client,
-            self.ns,
-            self.app,
-            self.service_name,
-            before_write=self.job.confirm_lock,
-            heartbeat=self.job.beat,
-            clock=self.clock,
-            log=self.log,
-        )
-        self.autoscaler = Autoscaler(
-            client,
-            self.ns,
-            self.app,
-            params.get("autoscaler"),
-            manage=params.get("manage_autoscaler", True),
-            before_write=self.job.confirm_lock,
-            log=self.log,
-        )
-        self.prometheus = prometheus
-        self.notifier = notifier
+        self.apex = self.selector_router
         self.result.update(strategy="canary", router=self.router.name, weights=[])
-
-    @property
-    def result(self) -> Dict[str, Any]:
-        return self.job.result
-
-    @property
-    def warnings(self) -> List[str]:
-        return self.job.warnings
-
-    def name(self, track: str) -> str:
-        return deployment_name(self.app, track)
-
-    def now(self) -> str:
-        return self.job.now()
-
-    def notify(self, event: str, **data: Any) -> None:
-        if self.notifier is None or self.check_mode:
-            return
-        warning = self.notifier.send(event, dict(data, run_id=self.job.id))
-        if warning:
-            self.job.warnings.append(warning)
 
     # -- entry point ------------------------------------------------------------------
 
