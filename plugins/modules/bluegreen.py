@@ -321,47 +321,25 @@ message:
   type: str
 """
 
-import os
 
-from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC, AnalysisContext
+from ansible_collections.userservice.deploy.plugins.module_utils.analysis import ANALYSIS_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen import BlueGreen
 from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args import (
     BLUEGREEN_OPTIONS,
     validate_params,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
+from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HEALTH_ARG_SPEC
-from ansible_collections.userservice.deploy.plugins.module_utils.http_check import url_passwords
-from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC, holder_identity
+from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC
 from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
-from ansible_collections.userservice.deploy.plugins.module_utils.notify import NOTIFY_ARG_SPEC, Notifier
+from ansible_collections.userservice.deploy.plugins.module_utils.notify import NOTIFY_ARG_SPEC
+from ansible_collections.userservice.deploy.plugins.module_utils.release_module import run_strategy, strategy_inputs
 
 
 def work(run: Run) -> dict:
-    module, params = run.module, run.module.params
-    # A password in the Prometheus URL's userinfo is masked in everything the module returns, invocation included.
-    module.no_log_values.update(
-        url_passwords([((params.get("analysis") or {}).get("prometheus") or {}).get("url") or ""])
-    )
-    validate_params(params)
-    notifier = Notifier.from_params(params.get("notify"), app=params["app"], namespace=params["namespace"])
-    client = KubeClient.from_params(params, dry_run=module.check_mode)
-    prometheus = AnalysisContext.prometheus_from_params((params.get("analysis") or {}).get("prometheus"))
-    engine = BlueGreen(
-        client,
-        params,
-        check_mode=module.check_mode,
-        holder=params.get("lock_holder") or holder_identity(os.environ),
-        prometheus=prometheus,
-        notifier=notifier,
-        log=module.log,
-    )
-    run.partial, run.warnings = engine.result, engine.warnings
-    result = engine.run()
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    return result
+    validate_params(run.module.params)
+    client, inputs = strategy_inputs(run)
+    return run_strategy(run, BlueGreen(client, run.module.params, **inputs))
 
 
 def main() -> None:
