@@ -65,8 +65,14 @@ ensure_gateway_api_crds() {
   gateway_api_crd_files
   out=$(kubectl_admin apply --server-side --force-conflicts -f "$GATEWAY_API_CRDS_DIR" 2>&1) ||
     die "applying the Gateway API CRDs failed: $out"
-  kubectl_admin wait --for condition=Established --timeout 60s -f "$GATEWAY_API_CRDS_DIR" >/dev/null ||
-    die "the Gateway API CRDs did not become established"
+  # Right after a create, a CRD may have no status yet, and `kubectl wait` then fails at once on the missing
+  # conditions instead of waiting: try again for up to 60 s.
+  local tries=0
+  until kubectl_admin wait --for condition=Established --timeout 60s -f "$GATEWAY_API_CRDS_DIR" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 30 ] || die "the Gateway API CRDs did not become established"
+    sleep 2
+  done
   CHANGED=$((CHANGED + 1))
   log "installed the Gateway API $GATEWAY_API_VERSION standard CRDs"
 }
