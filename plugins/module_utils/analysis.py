@@ -1043,6 +1043,11 @@ def verdict_summary(result: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def is_breach(exc: Exception) -> bool:
+    """An analysis that measured the release and judged it bad (not an outage of the measuring)."""
+    return isinstance(exc, AnalysisFailedError) and (exc.data or {}).get("verdict") == "fail"
+
+
 def analysis_error(
     result: Dict[str, Any], phase: str, inconclusive_fails: bool = False
 ) -> Optional[AnalysisFailedError]:

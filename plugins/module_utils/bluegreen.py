@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
     AnalysisContext,
     analysis_error,
+    is_breach,
     parse_checks,
     run_analysis,
     select_checks,
@@ -100,11 +101,6 @@ class AnalysisInconclusive(AnalysisFailedError):
             hint="Traffic was not moved and the new slot is kept as a preview: promote it "
             "(state=promoted, playbooks/promote.yml) or abort it (state=aborted, playbooks/abort.yml)",
         )
-
-
-def is_breach(exc: ReleaseError) -> bool:
-    """An analysis that measured the release and judged it bad (not an outage of the measuring)."""
-    return isinstance(exc, AnalysisFailedError) and (exc.data or {}).get("verdict") == "fail"
 
 
 class Observed:
@@ -412,17 +408,6 @@ class BlueGreen(Strategy, BlueGreenPlan):
         if previous is not None:
             self.result["autoscaler"] = self.autoscaler.follow(self.name(previous), [self.name(s) for s in SLOTS])
         return True
-
-    def lost_lease_hint(self) -> str:
-        holder = (self.job.lock.read() or {}).get("spec", {}).get("holderIdentity") or "nobody"
-        return (
-            "This run lost the release lease to %s and stopped writing; traffic is on %s (Service selector). "
-            % (
-                holder,
-                json.dumps(self.router.observe(), sort_keys=True),
-            )
-            + "The new holder decides what happens next"
-        )
 
     def service_port(self) -> Any:
         service = self.client.read("Service", self.ns, self.service_name)

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ansible_collections.userservice.deploy.plugins.module_utils.analysis import (
     AnalysisContext,
     analysis_error,
+    is_breach,
     parse_checks,
     run_analysis,
     select_checks,
@@ -49,6 +50,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
+    InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     ReleaseError,
@@ -163,7 +165,12 @@ class Canary(Strategy):
         state = self.params["state"]
         seen = self.observe(allow_missing_service=self.check_mode and state == "released")
         self.job.adopt(seen.state, seen.state_version)
-        handler = {"released": self.do_release, "promoted": self.do_promote, "aborted": self.do_abort}[state]
+        handler = {
+            "released": self.do_release,
+            "promoted": self.do_promote,
+            "aborted": self.do_abort,
+            "monitored": self.do_monitor,
+        }[state]
         try:
             handler(seen)
         finally:
@@ -559,15 +566,20 @@ class Canary(Strategy):
         )
 
     def analyse(self, index: int, names: List[str]) -> None:
-        checks = select_checks(
-            parse_checks((self.params.get("analysis") or {}).get("checks")), names, "steps[%d].analysis" % index
-        )
-        canary = self.capacity.read(self.name(CANARY))
+        self.run_checks("step %d" % index, names, CANARY, "steps[%d].analysis" % index)
+
+    def run_checks(
+        self, label: str, names: List[str], track: str, option: str, inconclusive_fails: bool = True
+    ) -> None:
+        """The named checks on one track; raises the analysis error of a verdict other than pass (an inconclusive
+        one only warns without ``inconclusive_fails``)."""
+        checks = select_checks(parse_checks((self.params.get("analysis") or {}).get("checks")), names, option)
+        deployment = self.capacity.read(self.name(track))
         context = AnalysisContext(
             namespace=self.ns,
             app=self.app,
-            version=((canary or {}).get("metadata") or {}).get("labels", {}).get(VERSION_LABEL),
-            track=CANARY,
+            version=((deployment or {}).get("metadata") or {}).get("labels", {}).get(VERSION_LABEL),
+            track=track,
             variables=(self.params.get("analysis") or {}).get("variables"),
             prometheus=self.prometheus,
             kube=self.client,
@@ -575,11 +587,13 @@ class Canary(Strategy):
             heartbeat=self.job.beat,
             run_id=self.job.id,
         )
-        self.job.save(lambda s: set_phase(s, "analysing", now=self.now(), step="step %d analysis" % index))
+        self.job.save(lambda s: set_phase(s, "analysing", now=self.now(), step="%s analysis" % label))
         verdict = run_analysis(checks, context)
-        self.result["verdicts"]["step %d" % index] = verdict
-        error = analysis_error(verdict, "canary step %d" % index, inconclusive_fails=True)
-        if error is not None:
+        self.result["verdicts"][label] = verdict
+        error = analysis_error(verdict, "canary %s" % label, inconclusive_fails=True)
+        if error is not None and verdict["verdict"] == "inconclusive" and not inconclusive_fails:
+            self.job.warnings.append(str(error))
+        elif error is not None:
             raise error
 
     def gate(self, track: str) -> None:
@@ -668,6 +682,12 @@ class Canary(Strategy):
             canary = self.capacity.read(self.name(CANARY))
             desired = self.stable_from(canary)
             desired["spec"]["replicas"] = max(self.params.get("replicas") or 1, self.stable_size())
+            replaced = (self.job.state.get("slots") or {}).get(STABLE) or {}
+            self.job.save(
+                lambda s: set_canary(
+                    s, now=self.now(), replaced={"version": replaced.get("version"), "image": replaced.get("image")}
+                )
+            )
             self.capacity.promote(desired, canary)
             self.gate(STABLE)
             self.job.save(lambda s: self.record_track(s, STABLE, desired))
@@ -806,3 +826,66 @@ class Canary(Strategy):
         self.job.finish("aborted")
         self.result.update(status="aborted", weight=0)
         self.notify("aborted", version=progress.get("version"))
+
+    # -- monitor ----------------------------------------------------------------------------------
+
+    def do_monitor(self, seen: CanaryObserved) -> None:
+        """The pipeline's last stage: judge the stable track with the post-promotion checks; a breach fails the
+        run with its data and marks the release failed, and traffic is never moved: a canary keeps no older
+        release warm, so the way back is a release of the version it replaced (named in the hint)."""
+        names = self.params.get("post_promotion_analysis") or []
+        if not names:
+            raise InvalidArgumentError(
+                "post_promotion_analysis", "the names of the checks to monitor the stable track with", names
+            )
+        if seen.stable is None:
+            raise InvalidStateError(
+                "there is no stable track to monitor",
+                kind="Deployment",
+                namespace=self.ns,
+                name=self.name(STABLE),
+                hint="Release a version first (playbooks/release.yml)",
+            )
+        version = ((seen.stable.get("metadata") or {}).get("labels") or {}).get(VERSION_LABEL)
+        self.job.add_step(
+            "analyse",
+            "Deployment",
+            self.name(STABLE),
+            gate={"phase": "post-promotion", "checks": names, "on_failure": "fail the run; traffic stays"},
+        )
+        self.result.update(version=version)
+        if not self.begin(seen, "monitor", phase="analysing"):
+            return
+        try:
+            # As blue/green's monitor: a check with no data to judge warns; only a verdict fails the run.
+            self.run_checks("post-promotion", names, STABLE, "post_promotion_analysis", inconclusive_fails=False)
+        except ReleaseError as exc:
+            failure = self.job.failure_data(exc)
+            if self.job.lock_lost or not is_breach(exc):
+                exc.hint = (
+                    self.lost_lease_hint()
+                    if self.job.lock_lost
+                    else "The monitor could not judge the release; nothing was changed"
+                )
+            else:
+                self.result["breach"] = failure
+                reason = "monitor breach: %s" % exc.message
+                self.job.cleanup(
+                    "recording the breach",
+                    lambda: self.job.save(lambda s: mark_slot(s, STABLE, "failed", now=self.now(), reason=reason)),
+                )
+                replaced = seen.progress.get("replaced") or {}
+                exc.hint = (
+                    "Traffic stays on the stable track (version %s): a canary keeps no older release warm. "
+                    "Release the version it replaced to go back through the canary steps: "
+                    "playbooks/release.yml -e user_service_version=%s (image %s)"
+                    % (version, replaced.get("version"), replaced.get("image"))
+                    if replaced.get("version")
+                    else "Traffic stays on the stable track (version %s); the record names no earlier release, "
+                    "release a fixed or earlier version with playbooks/release.yml" % version
+                )
+                self.notify("failed", version=version, failure=failure)
+            self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
+            raise
+        self.job.finish("done")
+        self.result.update(status="monitored", message="version %s passed %s" % (version, ", ".join(names)))

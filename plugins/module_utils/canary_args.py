@@ -19,7 +19,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import I
 from ansible_collections.userservice.deploy.plugins.module_utils.health import HealthSpec
 from ansible_collections.userservice.deploy.plugins.module_utils.traffic_weights import ROUTERS
 
-STATES = ["released", "promoted", "aborted"]
+STATES = ["released", "promoted", "aborted", "monitored"]
 ON_FAILURE = ["abort", "freeze"]
 # A pause longer than a day is a forgotten release, not a plan.
 MAX_PAUSE = 86400
@@ -54,6 +54,7 @@ CANARY_OPTIONS: Dict[str, Dict[str, Any]] = {
     "router": dict(type="dict", default={}, options=ROUTER_OPTIONS),
     "on_failure": dict(type="str", default="abort", choices=ON_FAILURE),
     "skip_steps": dict(type="bool", default=False),
+    "post_promotion_analysis": dict(type="list", elements="str", default=[]),
     "history_limit": dict(type="int", default=10),
     "autoscaler": dict(type="dict"),
     "manage_autoscaler": dict(type="bool", default=True),
@@ -216,6 +217,14 @@ def validate_params(params: Dict[str, Any]) -> List[Step]:
     validate_autoscaler(params.get("autoscaler"))
     HealthSpec(params.get("health")).validate()
     names = [check.name for check in parse_checks((params.get("analysis") or {}).get("checks"))]
+    monitored = params.get("post_promotion_analysis") or []
+    if state == "monitored" and not monitored:
+        raise _bad("post_promotion_analysis", "the names of the checks to monitor with (state=monitored)", monitored)
+    unknown = [name for name in monitored if name not in names]
+    if unknown or len(set(monitored)) != len(monitored):
+        raise _bad(
+            "post_promotion_analysis", "names of checks in analysis.checks (%s), each once" % ", ".join(names), monitored
+        )
     if state == "released" or params.get("steps"):
         return parse_steps(params.get("steps"), names)
     return []

@@ -12,6 +12,7 @@ only its own steps.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.userservice.deploy.plugins.module_utils.autoscaler import Autoscaler
@@ -107,3 +108,12 @@ class Strategy:
         warning = self.notifier.send(event, dict(data, run_id=self.job.id))
         if warning:
             self.job.warnings.append(warning)
+
+    def lost_lease_hint(self) -> str:
+        """Who holds the lease now and where traffic is, for a run that lost it (and stopped writing)."""
+        holder = (self.job.lock.read() or {}).get("spec", {}).get("holderIdentity") or "nobody"
+        return (
+            "This run lost the release lease to %s and stopped writing; traffic is on %s (Service selector). "
+            "The new holder decides what happens next"
+            % (holder, json.dumps(self.selector_router.observe(), sort_keys=True))
+        )

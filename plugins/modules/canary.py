@@ -72,9 +72,14 @@ options:
       - V(released) deploys the canary and walks O(steps) (resuming a run that died, at its step); V(promoted)
         continues a canary that waits for approval (or an inconclusive analysis), or with O(skip_steps) ships it
         at once, as it does a frozen one; V(aborted) takes the canary's weight to 0 and scales it to 0.
+      - V(monitored), the pipeline's post-deployment stage, runs the O(post_promotion_analysis) checks on the
+        stable track. A failing verdict fails the run with its data, marks the release C(failed) in the record
+        and names the version the promotion replaced; traffic is never moved, because a canary keeps no older
+        release warm (release that version again to go back through the steps). A check that cannot measure,
+        or a lost lease, fails the run without a verdict and marks nothing.
     type: str
     default: released
-    choices: [released, promoted, aborted]
+    choices: [released, promoted, aborted, monitored]
   image:
     description: Image pinned by digest, C(registry/repository@sha256:<64 hex>). Required with O(state=released).
     type: str
@@ -159,6 +164,13 @@ options:
     description: With O(state=promoted), ship the canary now instead of continuing its remaining steps.
     type: bool
     default: false
+  post_promotion_analysis:
+    description:
+      - Names of checks in O(analysis.checks) that O(state=monitored) runs on the stable track. Required with
+        O(state=monitored); each name once.
+    type: list
+    elements: str
+    default: []
   history_limit:
     description: Runs kept in the history of the state record.
     type: int
@@ -233,6 +245,17 @@ EXAMPLES = r"""
     namespace: user-service-prod
     state: promoted
     steps: "{{ release_canary_steps }}"
+
+- name: Post-deployment monitoring of the promoted release (fails on a breach; traffic stays)
+  userservice.deploy.canary:
+    namespace: user-service-prod
+    state: monitored
+    post_promotion_analysis: [error-ratio]
+    analysis:
+      prometheus:
+        url: http://prometheus.monitoring:9090
+      checks:
+        - {name: error-ratio, type: prometheus, metric: error_ratio, max: 0.01, samples: 3, interval: 20}
 """
 
 RETURN = r"""
@@ -240,10 +263,14 @@ status:
   description:
     - How the run ended. V(released) (a first release became the stable track), V(promoted), V(paused) (waiting
       for approval or after an inconclusive analysis; RV(waiting) says which), V(aborted), V(frozen),
-      V(unchanged).
+      V(unchanged), V(monitored) (the stable track passed the monitor's checks).
   returned: always
   type: str
   sample: paused
+breach:
+  description: With O(state=monitored), the failed check as data, when the stable track breached it.
+  returned: when the monitor found a breach
+  type: dict
 waiting:
   description: Why the canary waits (V(approval) or V(inconclusive analysis)).
   returned: when RV(status=paused)

@@ -24,6 +24,19 @@ kill_leftover_shims() {
   done
 }
 
+# Network namespaces the CNI plugins made for pods (containerd names them cni-<uuid> under /run/netns)
+# that no process is in any more. Left mounted after a kubelet/containerd restart, they kept pods in
+# Terminating ("device or resource busy") and made the next `up` fail until unmounted by hand.
+remove_stale_pod_netns() {
+  local ns
+  for ns in /run/netns/cni-*; do
+    [ -e "$ns" ] || continue
+    [ -z "$(ip netns pids "${ns##*/}" 2>/dev/null)" ] || continue
+    umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
+    rm -f "$ns" 2>/dev/null || log "could not remove the network namespace $ns"
+  done
+}
+
 unmount_state() {
   local m
   # Deepest mount points first.
@@ -123,6 +136,7 @@ cmd_down() {
   fi
   stop_daemon containerd
   kill_leftover_shims
+  remove_stale_pod_netns
   stop_daemon prometheus
   stop_daemon pod-discovery
   stop_daemon kube-scheduler

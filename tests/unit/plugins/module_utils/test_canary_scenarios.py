@@ -368,6 +368,9 @@ BAD = [
     ("namespace", {"namespace": "Prod_NS"}),
     ("skip_steps", {"skip_steps": True}),
     ("replicas", {"replicas": 0}),
+    ("post_promotion_analysis", {"state": "monitored"}),
+    ("post_promotion_analysis", {"state": "monitored", "post_promotion_analysis": ["nope"]}),
+    ("post_promotion_analysis", {"state": "monitored", "post_promotion_analysis": ["good", "good"]}),
 ]
 
 
@@ -459,3 +462,50 @@ def test_a_prometheus_outage_holds_the_weights_instead_of_judging(cluster: Clust
         and "holds at weight 25" in info.value.hint
     )
     assert cluster.versions_serving() == ["1.0.0", "1.0.0", "2.0.0"]  # nothing rolled back on a measuring outage
+
+
+def test_the_monitor_judges_the_stable_track_and_never_moves_traffic(cluster: Cluster) -> None:
+    cluster.run()
+    assert cluster.run(version="2.0.0")["status"] == "promoted"
+    spec = json.dumps(cluster.deployment("stable")["spec"], sort_keys=True)
+    queries: List[str] = []
+    cluster.prometheus.on_query = queries.append
+    ok = cluster.run("monitored", post_promotion_analysis=["good"])
+    assert ok["status"] == "monitored" and ok["verdicts"]["post-promotion"]["verdict"] == "pass"
+    # No data to judge warns, as blue/green's monitor does; only a verdict fails the run.
+    engine = cluster.engine("monitored", post_promotion_analysis=["quiet"])
+    assert engine.run()["status"] == "monitored" and "inconclusive" in " ".join(engine.warnings)
+    info = cluster.fails(AnalysisFailedError, "monitored", post_promotion_analysis=["bad"])
+    assert info.engine.result["breach"]["check"] == "bad"
+    # The hint names the release the promotion replaced, the way back; nothing was written to the tracks.
+    assert "user_service_version=1.0.0" in info.value.hint and digest("1.0.0") in info.value.hint
+    assert json.dumps(cluster.deployment("stable")["spec"], sort_keys=True) == spec
+    assert cluster.deployment("canary") is None and cluster.versions_serving() == ["2.0.0", "2.0.0"]
+    record = cluster.record()
+    assert record["slots"]["stable"]["status"] == "failed" and "monitor breach" in record["slots"]["stable"]["status_reason"]
+    assert record["history"][-1]["outcome"] == "failed" and record["last_failure"]["check"] == "bad"
+
+
+def test_a_monitor_that_cannot_measure_marks_nothing(cluster: Cluster) -> None:
+    from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable
+
+    cluster.run()
+
+    def down(query: str) -> None:
+        raise HttpUnreachable("connection refused")
+
+    cluster.prometheus.on_query = down
+    checks = [dict(CHECKS[0], error_limit=1, samples=1)]
+    info = cluster.fails(
+        AnalysisFailedError, "monitored", post_promotion_analysis=["good"], analysis={"checks": checks}
+    )
+    assert "could not judge" in info.value.hint and "breach" not in info.engine.result
+    assert cluster.record()["slots"]["stable"]["status"] == "served"
+
+
+def test_the_monitor_plans_in_check_mode_and_writes_nothing(cluster: Cluster) -> None:
+    cluster.run()
+    before = json.dumps(cluster.record(), sort_keys=True)
+    plan = cluster.engine("monitored", check=True, post_promotion_analysis=["bad"]).run()
+    assert [step["action"] for step in plan["plan"]] == ["analyse"]
+    assert json.dumps(cluster.record(), sort_keys=True) == before
