@@ -223,7 +223,9 @@ def validate_params(params: Dict[str, Any]) -> List[Step]:
     unknown = [name for name in monitored if name not in names]
     if unknown or len(set(monitored)) != len(monitored):
         raise _bad(
-            "post_promotion_analysis", "names of checks in analysis.checks (%s), each once" % ", ".join(names), monitored
+            "post_promotion_analysis",
+            "names of checks in analysis.checks (%s), each once" % ", ".join(names),
+            monitored,
         )
     if state == "released" or params.get("steps"):
         return parse_steps(params.get("steps"), names)

@@ -61,7 +61,8 @@ def holder_identity(
     """Who is releasing, in the words of the system that runs us (a URL where there is one)."""
     env = os.environ if env is None else env
     host = host or socket.gethostname()
-    job = env.get("AWX_JOB_ID") or env.get("TOWER_JOB_ID")
+    # AWX's job runner exports JOB_ID with INVENTORY_ID (the pair, so another tool's JOB_ID is not taken for AWX).
+    job = env.get("AWX_JOB_ID") or env.get("TOWER_JOB_ID") or (env.get("JOB_ID") if env.get("INVENTORY_ID") else None)
     if job:
         return "awx job %s on %s" % (job, host)
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):

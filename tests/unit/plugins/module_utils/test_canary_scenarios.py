@@ -482,7 +482,10 @@ def test_the_monitor_judges_the_stable_track_and_never_moves_traffic(cluster: Cl
     assert json.dumps(cluster.deployment("stable")["spec"], sort_keys=True) == spec
     assert cluster.deployment("canary") is None and cluster.versions_serving() == ["2.0.0", "2.0.0"]
     record = cluster.record()
-    assert record["slots"]["stable"]["status"] == "failed" and "monitor breach" in record["slots"]["stable"]["status_reason"]
+    assert (
+        record["slots"]["stable"]["status"] == "failed"
+        and "monitor breach" in record["slots"]["stable"]["status_reason"]
+    )
     assert record["history"][-1]["outcome"] == "failed" and record["last_failure"]["check"] == "bad"
 
 

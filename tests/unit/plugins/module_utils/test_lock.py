@@ -40,6 +40,9 @@ class TestIdentity:
     def test_awx(self) -> None:
         assert holder_identity({"AWX_JOB_ID": "42"}, host="awx-ee") == "awx job 42 on awx-ee"
         assert holder_identity({"TOWER_JOB_ID": "7"}, host="h") == "awx job 7 on h"
+        # What AWX's job runner exports; JOB_ID alone (another tool's) is not taken for AWX.
+        assert holder_identity({"JOB_ID": "31", "INVENTORY_ID": "4"}, host="ee") == "awx job 31 on ee"
+        assert not holder_identity({"JOB_ID": "31"}, host="ee", user="ci", pid=9).startswith("awx job")
 
     def test_github(self) -> None:
         env = {
