@@ -137,3 +137,22 @@ build_addons() {
   rmdir "$tmp"
   gateway_api_crd_files
 }
+
+# Every Go build of the platform, one at a time per cache: `make test` starts `cluster build` in the
+# background while the static lanes run, and the `up` that follows waits here for it, then finds the
+# binaries built (two builds at once would remove each other's .partial directories).
+build_all() {
+  mkdir -p "$CACHE_DIR" "$LOG_DIR"
+  local lock=$CACHE_DIR/build.lock
+  exec 9>"$lock"
+  if ! flock -n 9; then
+    log "waiting for another build of the platform (lock $lock)"
+    flock 9
+  fi
+  build_kube_binaries
+  build_crictl
+  build_metrics_server
+  build_addons
+  flock -u 9
+  exec 9>&-
+}
