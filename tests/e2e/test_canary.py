@@ -182,6 +182,27 @@ def test_a_canary_killed_mid_step_resumes_there(canary, load, namespace):
     record("canary_resume", requests=stream.summary()["requests"], failed=0)
 
 
+def test_the_monitor_fails_a_promoted_release_that_breaches_and_moves_no_traffic(canary, load, namespace):
+    assert canary(version="1.0.0").rc == 0
+    # 2.0.0 answers 30 % of its API calls with 5xx (its health endpoints pass); its steps have no analysis, so it
+    # is promoted, and only the post-deployment monitor can catch it.
+    bad = canary(version="2.0.0", steps=[{"weight": 50}], env={"FAULT_ERROR_RATE": "0.3"})
+    assert bad.rc == 0 and bad.result["status"] == "promoted", bad.output[-3000:]
+    before = kubectl_json("-n", namespace, "get", "deployment", "user-service-stable")["metadata"]["generation"]
+    with load(rate=20, max_seconds=300) as stream:
+        settle(stream)
+        run = canary(state="monitored", post_promotion_analysis=["error-ratio"], analysis=ANALYSIS)
+    assert run.rc != 0, run.output[-3000:]
+    failure = run.result["failure"]
+    assert failure["check"] == "error-ratio" and failure["value"] > 0.05 and 'track="stable"' in failure["query"]
+    assert "user_service_version=1.0.0" in run.result["msg"] or "user_service_version=1.0.0" in run.output
+    after = kubectl_json("-n", namespace, "get", "deployment", "user-service-stable")["metadata"]["generation"]
+    assert after == before and tracks(namespace) == {"stable": [(2, "2.0.0")], "canary": []}
+    state = release_state(namespace)
+    assert state["slots"]["stable"]["status"] == "failed" and state["last_failure"]["check"] == "error-ratio"
+    record("canary_monitor_breach", value=round(failure["value"], 3), requests=stream.summary()["requests"])
+
+
 ISTIO_API = "istio.io/api@v1.32.0"
 
 
