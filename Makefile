@@ -21,7 +21,7 @@ COLLECTIONS := $(REPO)/build/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/userservice/deploy
 APP := examples/user-service
 CLUSTER := hack/cluster/cluster
-PY_DIRS = $(wildcard plugins tests bench hack)
+PY_DIRS = $(wildcard plugins tests bench hack docs/site)
 INVENTORY ?= inventories/dev
 DEMO_VERSIONS ?= 1.0.0 1.1.0
 # End-to-end scenarios run at once (each in its own namespace).
@@ -34,7 +34,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help packages venv collections-link lint sanity unit app-test cluster cluster-down cluster-status \
 	platform-test integration e2e bench test demo collection-build ee-context clean
-.PHONY: coverage collection-test
+.PHONY: coverage collection-test docs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z0-9_-]*:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,6 +94,9 @@ sanity: venv ## ansible-test sanity, offline, with zero ignore entries
 
 # ---------------------------------------------------------------------------------------------
 # Tests that need no cluster
+
+docs: venv collections-link ## The docs site (antsibull-docs + Sphinx, offline) in build/docs-site/html; fails on a warning or a module/role without its page
+	hack/toolchain/docs-site
 
 unit: venv collections-link ## pytest on tests/unit with the collection importable
 	@if ! find tests/unit -name 'test_*.py' 2>/dev/null | grep -q .; then
@@ -170,7 +173,7 @@ bench: venv collections-link ## Run each executable file in bench/ (results go t
 # ---------------------------------------------------------------------------------------------
 # Aggregates
 
-TEST_LANES := lint sanity unit app-test cluster collection-test platform-test integration e2e
+TEST_LANES := lint sanity unit docs app-test cluster collection-test platform-test integration e2e
 
 packages: ## Install the Debian packages the lanes and the platform need (root; only the missing ones)
 	hack/toolchain/install-packages

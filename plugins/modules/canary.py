@@ -40,6 +40,7 @@ author:
   - userservice.deploy contributors (@userservice-deploy)
 extends_documentation_fragment:
   - userservice.deploy.auth
+  - userservice.deploy.attributes.action_group
   - userservice.deploy.health
   - userservice.deploy.analysis
   - userservice.deploy.lock

@@ -23,6 +23,7 @@ author:
   - userservice.deploy contributors (@userservice-deploy)
 extends_documentation_fragment:
   - userservice.deploy.auth
+  - userservice.deploy.attributes.action_group
 attributes:
   check_mode:
     support: full
