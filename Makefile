@@ -151,6 +151,8 @@ platform-test: venv ## pytest tests/platform: the platform does what the project
 	python -m pytest -p no:cacheprovider tests/platform
 
 integration: venv collections-link ## Every target under tests/integration/targets (TARGETS="a b" to choose)
+	# The compose_dev target drives the docker compose plugin (built once from its Go module, cached).
+	hack/toolchain/compose
 	hack/toolchain/run-integration $(TARGETS)
 
 e2e: venv collections-link ## pytest tests/e2e: whole releases under load
@@ -180,9 +182,10 @@ packages: ## Install the Debian packages the lanes and the platform need (root; 
 
 test: packages venv ## Every lane: lint sanity unit app-test, then cluster collection-test platform-test integration e2e
 	# On a cold machine the platform's Go builds (tens of minutes) run while the static lanes do; the
-	# cluster lane's `up` waits for them (a lock), so nothing is built twice. Its log: build/cluster-build.log.
+	# cluster lane's `up` waits for them (a lock), so nothing is built twice; then the docker compose plugin
+# the integration lane needs (a lock too). Their log: build/cluster-build.log.
 	mkdir -p build
-	$(CLUSTER) build > build/cluster-build.log 2>&1 &
+	{ $(CLUSTER) build; hack/toolchain/compose; } > build/cluster-build.log 2>&1 &
 	MAKE="$(MAKE)" REQUIRE_CLUSTER=1 hack/toolchain/run-lanes $(TEST_LANES)
 
 # The demo releases blue/green on dev (dev also allows rolling): the first version deploys the blue
@@ -194,6 +197,11 @@ demo: packages venv collections-link cluster ## Platform up; build, push, deploy
 	    -e user_service_version=$$version
 	done
 	ansible-playbook -i $(INVENTORY) playbooks/status.yml -e user_service_release_strategy=bluegreen
+
+.PHONY: compose
+compose: venv collections-link ## The User Service on the local Docker engine with inventories/dev (COMPOSE_STATE=absent: down)
+	hack/toolchain/compose
+	ansible-playbook -i inventories/dev playbooks/compose.yml -e compose_state=$(or $(COMPOSE_STATE),present)
 
 .PHONY: pipeline
 # The eleven stages of examples/pipelines on the local platform, each printed with its time; stops at
