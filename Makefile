@@ -175,12 +175,13 @@ bench: venv collections-link ## Run each executable file in bench/ (results go t
 # ---------------------------------------------------------------------------------------------
 # Aggregates
 
-TEST_LANES := lint sanity unit docs app-test cluster collection-test platform-test integration e2e
+# integration+molecule: the integration targets and the roles' molecule scenarios side by side.
+TEST_LANES := lint sanity unit docs app-test cluster collection-test platform-test integration+molecule e2e
 
 packages: ## Install the Debian packages the lanes and the platform need (root; only the missing ones)
 	hack/toolchain/install-packages
 
-test: packages venv ## Every lane: lint sanity unit app-test, then cluster collection-test platform-test integration e2e
+test: packages venv ## Every lane: lint sanity unit docs app-test, then cluster collection-test platform-test integration+molecule e2e
 	# On a cold machine the platform's Go builds (tens of minutes) run while the static lanes do; the
 	# cluster lane's `up` waits for them (a lock), so nothing is built twice; then the docker compose plugin
 # the integration lane needs (a lock too). Their log: build/cluster-build.log.
@@ -197,6 +198,10 @@ demo: packages venv collections-link cluster ## Platform up; build, push, deploy
 	    -e user_service_version=$$version
 	done
 	ansible-playbook -i $(INVENTORY) playbooks/status.yml -e user_service_release_strategy=bluegreen
+
+.PHONY: molecule
+molecule: venv collections-link ## Molecule scenarios of the roles (extensions/molecule) against the local platform (SCENARIOS="a b" to choose)
+	hack/toolchain/molecule-test $(SCENARIOS)
 
 .PHONY: compose
 compose: venv collections-link ## The User Service on the local Docker engine with inventories/dev (COMPOSE_STATE=absent: down)
