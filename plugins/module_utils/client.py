@@ -15,7 +15,9 @@ engine therefore sees plain dicts shaped exactly like ``kubectl get -o json``.
 from __future__ import annotations
 
 import email.utils
+import importlib.util
 import json
+import sys
 import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
@@ -31,18 +33,20 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     NotFoundError,
     ReleaseError,
 )
+from ansible_collections.userservice.deploy.plugins.module_utils.kube_connection import Connection, direct_connection
 
 try:
-    import kubernetes
-    import kubernetes.client
-    import kubernetes.config
     import urllib3
 
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR: Optional[str] = None
+    HAS_URLLIB3 = True
+    URLLIB3_IMPORT_ERROR: Optional[str] = None
 except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+    HAS_URLLIB3 = False
+    URLLIB3_IMPORT_ERROR = traceback.format_exc()
+
+# The kubernetes library is imported only for the connections kube_connection cannot read itself (exec
+# plugins, in-cluster, proxies): its import is a fifth of a short module run.
+HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
 
 FIELD_MANAGER = "userservice.deploy"
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -85,7 +89,9 @@ def missing_libraries() -> List[Tuple[str, str]]:
     """``(library, import traceback)`` for every Python library the engine cannot import."""
     missing = []
     if not HAS_KUBERNETES:
-        missing.append(("kubernetes", KUBERNETES_IMPORT_ERROR or ""))
+        missing.append(("kubernetes", "the module 'kubernetes' is not installed for %s" % sys.executable))
+    if not HAS_URLLIB3:
+        missing.append(("urllib3", URLLIB3_IMPORT_ERROR or ""))
     return missing
 
 
@@ -101,6 +107,8 @@ def require_libraries(module: Any) -> None:
 
 
 def _load_kubeconfig(configuration: Any, kubeconfig: Any, context: Optional[str]) -> None:
+    import kubernetes.config
+
     if isinstance(kubeconfig, dict):
         kubernetes.config.load_kube_config_from_dict(
             config_dict=kubeconfig, context=context, client_configuration=configuration, persist_config=False
@@ -111,29 +119,14 @@ def _load_kubeconfig(configuration: Any, kubeconfig: Any, context: Optional[str]
         )
 
 
-def build_configuration(params: Dict[str, Any]) -> Any:
-    """A ``kubernetes.client.Configuration`` from the connection options.
-
-    Same precedence as kubernetes.core: host plus token (or user/password) is
-    enough on its own; otherwise the kubeconfig (explicit file, dict or the
-    default location) and, before the default kubeconfig, the in-cluster
-    service account. Explicit options always override what a kubeconfig says.
-    """
-    configuration = kubernetes.client.Configuration()
-    host = params.get("host")
-    has_credentials = bool(host and (params.get("api_key") or (params.get("username") and params.get("password"))))
-    if not has_credentials:
-        if params.get("kubeconfig") or params.get("context"):
-            _load_kubeconfig(configuration, params.get("kubeconfig"), params.get("context"))
-        else:
-            try:
-                kubernetes.config.load_incluster_config(client_configuration=configuration)
-            except kubernetes.config.ConfigException:
-                _load_kubeconfig(configuration, None, None)
-    if host:
-        configuration.host = host.rstrip("/")
+def _override(configuration: Any, params: Dict[str, Any]) -> None:
+    """The explicit options over whatever a kubeconfig set."""
+    if params.get("host"):
+        configuration.host = params["host"].rstrip("/")
     if params.get("api_key"):
-        configuration.api_key = {"authorization": "Bearer %s" % params["api_key"]}
+        # The library (37) sends api_key["BearerToken"], older ones api_key["authorization"].
+        bearer = "Bearer %s" % params["api_key"]
+        configuration.api_key = {"BearerToken": bearer, "authorization": bearer}
         configuration.api_key_prefix = {}
     if params.get("username"):
         configuration.username = params["username"]
@@ -151,11 +144,48 @@ def build_configuration(params: Dict[str, Any]) -> Any:
         configuration.proxy = params["proxy"]
     if params.get("no_proxy"):
         configuration.no_proxy = params["no_proxy"]
+
+
+def build_configuration(params: Dict[str, Any]) -> Any:
+    """A ``kubernetes.client.Configuration`` from the connection options.
+
+    Same precedence as kubernetes.core: host plus token (or user/password) is
+    enough on its own; otherwise the kubeconfig (explicit file, dict or the
+    default location) and, before the default kubeconfig, the in-cluster
+    service account. Explicit options always override what a kubeconfig says.
+    """
+    import kubernetes.client
+    import kubernetes.config
+
+    configuration = kubernetes.client.Configuration()
+    host = params.get("host")
+    has_credentials = bool(host and (params.get("api_key") or (params.get("username") and params.get("password"))))
+    if not has_credentials:
+        if params.get("kubeconfig") or params.get("context"):
+            _load_kubeconfig(configuration, params.get("kubeconfig"), params.get("context"))
+        else:
+            try:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            except kubernetes.config.ConfigException:
+                _load_kubeconfig(configuration, None, None)
+    _override(configuration, params)
+    # A kubeconfig's refresh hook (exec and auth-provider tokens) reloads the kubeconfig before each request's
+    # credentials are read, host included; the explicit options go back on top after every refresh.
+    refresh = getattr(configuration, "refresh_api_key_hook", None)
+    if refresh is not None:
+
+        def refresh_then_override(conf: Any) -> None:
+            refresh(conf)
+            _override(conf, params)
+
+        configuration.refresh_api_key_hook = refresh_then_override
     return configuration
 
 
 def build_api_client(params: Dict[str, Any]) -> Any:
     """A ``kubernetes.client.ApiClient`` configured from the connection options."""
+    import kubernetes.client
+
     return kubernetes.client.ApiClient(build_configuration(params))
 
 
@@ -179,12 +209,13 @@ class Response:
         return self.body.decode("utf-8", "replace")[:limit]
 
 
-class ApiClientTransport:
-    """Sends requests with the ApiClient's TLS settings, credentials and proxy."""
+class HttpTransport:
+    """Sends requests to ``host`` through a urllib3 pool, with the credentials' headers and impersonation."""
 
-    def __init__(self, api_client: Any, params: Optional[Dict[str, Any]] = None) -> None:
-        self.api_client = api_client
-        self.configuration = api_client.configuration
+    def __init__(self, host: str, pool: Any, auth: Dict[str, str], params: Optional[Dict[str, Any]] = None) -> None:
+        self.host = host.rstrip("/")
+        self.pool = pool
+        self.auth = auth
         params = params or {}
         self.impersonate_user = params.get("impersonate_user")
         self.impersonate_groups = list(params.get("impersonate_groups") or [])
@@ -195,14 +226,8 @@ class ApiClientTransport:
         headers["User-Agent"] = "userservice.deploy"
         if content_type:
             headers["Content-Type"] = content_type
-        for setting in self.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        if "authorization" not in headers and self.configuration.username and self.configuration.password:
-            basic = urllib3.util.make_headers(
-                basic_auth="%s:%s" % (self.configuration.username, self.configuration.password)
-            )
-            headers["authorization"] = basic["authorization"]
+        for key, value in self.auth.items():
+            headers[key] = value
         if self.impersonate_user:
             headers["Impersonate-User"] = self.impersonate_user
         for group in self.impersonate_groups:
@@ -219,12 +244,12 @@ class ApiClientTransport:
         content_type: Optional[str] = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> Response:
-        url = self.configuration.host.rstrip("/") + path
+        url = self.host + path
         if query:
             url += "?" + urlencode(query)
         data = None if body is None else json.dumps(body).encode("utf-8")
         try:
-            raw = self.api_client.rest_client.pool_manager.request(
+            raw = self.pool.request(
                 method,
                 url,
                 body=data,
@@ -235,11 +260,52 @@ class ApiClientTransport:
             )
         except urllib3.exceptions.HTTPError as exc:
             raise ApiUnreachableError(
-                "no answer from the Kubernetes API server at %s" % self.configuration.host,
+                "no answer from the Kubernetes API server at %s" % self.host,
                 seen="%s: %s" % (type(exc).__name__, exc),
                 hint="Check host/kubeconfig, the network path and validate_certs/ca_cert",
             ) from exc
         return Response(raw.status, raw.data or b"", raw.headers.get("Content-Type", ""), raw.headers.get("Date", ""))
+
+
+def _basic(username: Optional[str], password: Optional[str]) -> Dict[str, str]:
+    if username and password:
+        return {"authorization": urllib3.util.make_headers(basic_auth="%s:%s" % (username, password))["authorization"]}
+    return {}
+
+
+def library_transport(api_client: Any, params: Optional[Dict[str, Any]] = None) -> HttpTransport:
+    """A transport with the kubernetes library's ApiClient: its pool (TLS settings, proxy) and credentials."""
+    configuration = api_client.configuration
+    auth = {
+        setting["key"]: setting["value"]
+        for setting in configuration.auth_settings().values()
+        if setting.get("in") == "header" and setting.get("value")
+    }
+    if "authorization" not in auth:
+        auth.update(_basic(configuration.username, configuration.password))
+    return HttpTransport(configuration.host, api_client.rest_client.pool_manager, auth, params)
+
+
+def direct_transport(conn: Connection, params: Optional[Dict[str, Any]] = None) -> HttpTransport:
+    """A transport from settings kube_connection read itself, with a pool of our own (no kubernetes import)."""
+    tls: Dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if conn.verify else "CERT_NONE", "num_pools": 4, "maxsize": 4}
+    if conn.verify and conn.ca_file:
+        tls["ca_certs"] = conn.ca_file
+    if conn.verify and conn.ca_data:
+        tls["ca_cert_data"] = conn.ca_data
+    if conn.cert_file:
+        tls["cert_file"] = conn.cert_file
+        tls["key_file"] = conn.key_file
+    auth = {"authorization": "Bearer %s" % conn.token} if conn.token else _basic(conn.username, conn.password)
+    return HttpTransport(conn.host, urllib3.PoolManager(**tls), auth, params)
+
+
+def build_transport(params: Dict[str, Any]) -> HttpTransport:
+    """The transport for the module's connection options: read directly when it can be, else by the library."""
+    conn = direct_connection(params)
+    if conn is not None:
+        return direct_transport(conn, params)
+    return library_transport(build_api_client(params), params)
 
 
 # ---------------------------------------------------------------------------
@@ -408,8 +474,10 @@ class KubeClient:
     def from_params(cls, params: Dict[str, Any], dry_run: bool = False) -> "KubeClient":
         """The client for a module's connection options; ``dry_run`` is the module's check mode."""
         try:
-            api_client = build_api_client(params)
-        except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as exc:
+            transport = build_transport(params)
+        except Exception as exc:  # the library's ConfigException, an unreadable or malformed kubeconfig
+            if isinstance(exc, ReleaseError):
+                raise
             raise ReleaseError(
                 "cannot load Kubernetes connection settings",
                 expected="a readable kubeconfig (option kubeconfig/context) or host with api_key",
@@ -422,7 +490,7 @@ class KubeClient:
                 hint="Set kubeconfig or K8S_AUTH_KUBECONFIG, or host and api_key (K8S_AUTH_HOST, K8S_AUTH_API_KEY)",
             ) from exc
         timeout = params.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT
-        return cls(ApiClientTransport(api_client, params), dry_run=dry_run, request_timeout=timeout)
+        return cls(transport, dry_run=dry_run, request_timeout=timeout)
 
     # -- generic -----------------------------------------------------------
 
