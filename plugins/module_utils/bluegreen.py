@@ -703,11 +703,7 @@ class BlueGreen(Strategy, BlueGreenPlan):
             failure = self.job.failure_data(exc)
             if self.job.lock_lost or not is_breach(exc):
                 # Not a verdict on the release (bad configuration, Prometheus down, lease lost): hands off.
-                exc.hint = (
-                    self.lost_lease_hint()
-                    if self.job.lock_lost
-                    else "The monitor could not judge the release; traffic was left on slot %s" % active
-                )
+                exc.hint = self.no_verdict_hint("traffic was left on slot %s" % active)
                 self.job.cleanup("ending the run", lambda: self.job.finish("failed", failure=failure))
                 raise
             self.result["breach"] = failure

@@ -862,11 +862,7 @@ class Canary(Strategy):
         except ReleaseError as exc:
             failure = self.job.failure_data(exc)
             if self.job.lock_lost or not is_breach(exc):
-                exc.hint = (
-                    self.lost_lease_hint()
-                    if self.job.lock_lost
-                    else "The monitor could not judge the release; nothing was changed"
-                )
+                exc.hint = self.no_verdict_hint("nothing was changed")
             else:
                 self.result["breach"] = failure
                 reason = "monitor breach: %s" % exc.message

@@ -117,3 +117,7 @@ class Strategy:
             "The new holder decides what happens next"
             % (holder, json.dumps(self.selector_router.observe(), sort_keys=True))
         )
+
+    def no_verdict_hint(self, where: str) -> str:
+        """For a monitor that reached no verdict (a lost lease, a bad configuration, Prometheus down)."""
+        return self.lost_lease_hint() if self.job.lock_lost else "The monitor could not judge the release; " + where

@@ -441,16 +441,20 @@ def test_each_event_is_notified_and_a_dead_webhook_only_warns(cluster: Cluster) 
     assert bad.notifier.sent == ["step", "aborted", "failed"]
 
 
-def test_a_prometheus_outage_holds_the_weights_instead_of_judging(cluster: Cluster) -> None:
+def prometheus_down(cluster: Cluster) -> List[Dict[str, Any]]:
+    """Every query refused from now on; returns checks that give up at the first error."""
     from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable
-
-    cluster.run()
 
     def down(query: str) -> None:
         raise HttpUnreachable("connection refused")
 
     cluster.prometheus.on_query = down
-    checks = [dict(CHECKS[0], error_limit=1, samples=1)]
+    return [dict(CHECKS[0], error_limit=1, samples=1)]
+
+
+def test_a_prometheus_outage_holds_the_weights_instead_of_judging(cluster: Cluster) -> None:
+    cluster.run()
+    checks = prometheus_down(cluster)
     info = cluster.fails(
         AnalysisFailedError,
         version="2.0.0",
@@ -490,15 +494,8 @@ def test_the_monitor_judges_the_stable_track_and_never_moves_traffic(cluster: Cl
 
 
 def test_a_monitor_that_cannot_measure_marks_nothing(cluster: Cluster) -> None:
-    from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable
-
     cluster.run()
-
-    def down(query: str) -> None:
-        raise HttpUnreachable("connection refused")
-
-    cluster.prometheus.on_query = down
-    checks = [dict(CHECKS[0], error_limit=1, samples=1)]
+    checks = prometheus_down(cluster)
     info = cluster.fails(
         AnalysisFailedError, "monitored", post_promotion_analysis=["good"], analysis={"checks": checks}
     )
