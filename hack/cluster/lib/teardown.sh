@@ -27,14 +27,30 @@ kill_leftover_shims() {
 # Network namespaces the CNI plugins made for pods (containerd names them cni-<uuid> under /run/netns)
 # that no process is in any more. Left mounted after a kubelet/containerd restart, they kept pods in
 # Terminating ("device or resource busy") and made the next `up` fail until unmounted by hand.
+# iproute2 makes /run/netns a shared bind mount of itself on first use; a netns mounted before that is
+# hidden under it ("not mounted", then "busy" on rm). When only such leftovers remain, the bind mount is
+# taken away (a plain umount, so it fails, harmlessly, while anything else is mounted in it) and they
+# are removed from underneath.
 remove_stale_pod_netns() {
-  local ns
-  for ns in /run/netns/cni-*; do
-    [ -e "$ns" ] || continue
-    [ -z "$(ip netns pids "${ns##*/}" 2>/dev/null)" ] || continue
-    umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
-    rm -f "$ns" 2>/dev/null || log "could not remove the network namespace $ns"
+  local ns pass left
+  for pass in 1 2; do
+    left=0
+    for ns in /run/netns/cni-*; do
+      [ -e "$ns" ] || continue
+      if [ -n "$(ip netns pids "${ns##*/}" 2>/dev/null)" ]; then
+        return 0 # a pod's processes are still in it: not ours to remove
+      fi
+      umount "$ns" 2>/dev/null || true
+      rm -f "$ns" 2>/dev/null || left=1
+    done
+    if [ "$left" = 0 ] || [ "$pass" = 2 ] || ! mountpoint -q /run/netns || ! umount /run/netns 2>/dev/null; then
+      break
+    fi
   done
+  for ns in /run/netns/cni-*; do
+    [ -e "$ns" ] && log "could not remove the network namespace $ns"
+  done
+  return 0
 }
 
 unmount_state() {
