@@ -50,7 +50,6 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
-    InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     ReleaseError,
@@ -683,14 +682,13 @@ class Canary(Strategy):
             desired = self.stable_from(canary)
             desired["spec"]["replicas"] = max(self.params.get("replicas") or 1, self.stable_size())
             replaced = (self.job.state.get("slots") or {}).get(STABLE) or {}
-            self.job.save(
-                lambda s: set_canary(
-                    s, now=self.now(), replaced={"version": replaced.get("version"), "image": replaced.get("image")}
-                )
-            )
+            replaced = {"version": replaced.get("version"), "image": replaced.get("image")}
             self.capacity.promote(desired, canary)
             self.gate(STABLE)
-            self.job.save(lambda s: self.record_track(s, STABLE, desired))
+            # What the promotion replaced goes in the same write as the new stable track (the monitor names it).
+            self.job.save(
+                lambda s: set_canary(self.record_track(s, STABLE, desired), now=self.now(), replaced=replaced)
+            )
             self.take_out_of_traffic(self.capacity.read(self.name(CANARY)))
             if self.capacity.read(self.name(CANARY)) is not None:
                 self.capacity.scale(self.name(CANARY), 0)
@@ -833,11 +831,7 @@ class Canary(Strategy):
         """The pipeline's last stage: judge the stable track with the post-promotion checks; a breach fails the
         run with its data and marks the release failed, and traffic is never moved: a canary keeps no older
         release warm, so the way back is a release of the version it replaced (named in the hint)."""
-        names = self.params.get("post_promotion_analysis") or []
-        if not names:
-            raise InvalidArgumentError(
-                "post_promotion_analysis", "the names of the checks to monitor the stable track with", names
-            )
+        names = self.params["post_promotion_analysis"]  # validate_params refused an empty list
         if seen.stable is None:
             raise InvalidStateError(
                 "there is no stable track to monitor",
