@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible_collections.userservice.deploy.plugins.module_utils.client import Response, raise_for_status
+from ansible_collections.userservice.deploy.plugins.module_utils.client import Response, concurrently, raise_for_status
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import ApiError, InvalidArgumentError
 
 SELF_SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -244,13 +244,16 @@ def review_pair(client: Any, namespace: str, pair: Pair) -> Tuple[bool, str]:
     return bool(status.get("allowed")), reason
 
 
-def review_access(client: Any, namespace: str, pairs: Sequence[Pair]) -> Dict[str, Any]:
-    """The module's result: who, how many pairs, which are allowed and which denied."""
-    identity = read_identity(client)
+def review_access(client: Any, namespace: str, pairs: Sequence[Pair], identify: bool = True) -> Dict[str, Any]:
+    """The module's result: who, how many pairs, which are allowed and which denied.
+
+    With ``identify=False`` the user is asked for only when a pair is denied (the message names them)."""
+    identity = read_identity(client) if identify else Identity(None, [])
     allowed: List[str] = []
     denied: List[Dict[str, Any]] = []
-    for pair in pairs:
-        ok, reason = review_pair(client, namespace, pair)
+    # The reviews are independent reads: a few in flight at once, answers kept in the order asked.
+    answers = concurrently(lambda pair: review_pair(client, namespace, pair), pairs)
+    for pair, (ok, reason) in zip(pairs, answers):
         if ok:
             allowed.append(pair.label)
         else:
@@ -264,6 +267,8 @@ def review_access(client: Any, namespace: str, pairs: Sequence[Pair]) -> Dict[st
                     "reason": reason,
                 }
             )
+    if denied and not identify:
+        identity = read_identity(client)
     return {
         "changed": False,
         "user": identity.user,

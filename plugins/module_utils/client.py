@@ -14,13 +14,13 @@ engine therefore sees plain dicts shaped exactly like ``kubectl get -o json``.
 
 from __future__ import annotations
 
-import email.utils
+import concurrent.futures
 import importlib.util
 import json
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -288,7 +288,7 @@ def library_transport(api_client: Any, params: Optional[Dict[str, Any]] = None) 
 
 def direct_transport(conn: Connection, params: Optional[Dict[str, Any]] = None) -> HttpTransport:
     """A transport from settings kube_connection read itself, with a pool of our own (no kubernetes import)."""
-    tls: Dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if conn.verify else "CERT_NONE", "num_pools": 4, "maxsize": 4}
+    tls: Dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if conn.verify else "CERT_NONE", "num_pools": 4, "maxsize": 8}
     if conn.verify and conn.ca_file:
         tls["ca_certs"] = conn.ca_file
     if conn.verify and conn.ca_data:
@@ -318,6 +318,7 @@ RESOURCES: Dict[str, Tuple[str, str]] = {
     "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     "Service": ("/api/v1", "services"),
     "ConfigMap": ("/api/v1", "configmaps"),
+    "Secret": ("/api/v1", "secrets"),
     "Pod": ("/api/v1", "pods"),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices"),
@@ -454,20 +455,25 @@ class KubeClient:
         self.retry_deadline = retry_deadline
         self.sleep = sleep
         self.monotonic = monotonic
-        self.server_time: Optional[Any] = None
+        # The Date header of the last answer that had one; parsed only when asked for (server_now).
+        self.server_date = ""
         self.retries = 0
 
     def server_now(self) -> Optional[Any]:
         """The API server's time at its last answer (from the Date header), or None before any."""
-        return self.server_time
+        if not self.server_date:
+            return None
+        import email.utils  # deferred: a fiftieth of a second of import for the runs that ask (the lock)
+
+        try:
+            return email.utils.parsedate_to_datetime(self.server_date)
+        except (TypeError, ValueError):
+            return None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> Response:
         response = self.transport.request(method, path, **kwargs)
         if getattr(response, "date", ""):
-            try:
-                self.server_time = email.utils.parsedate_to_datetime(response.date)
-            except (TypeError, ValueError):
-                pass
+            self.server_date = response.date
         return response
 
     @classmethod
@@ -518,14 +524,19 @@ class KubeClient:
         query: Optional[Dict[str, Any]] = None,
         body: Any = None,
         content_type: Optional[str] = None,
+        path: Optional[str] = None,
     ) -> Dict[str, Any]:
+        """One API call with typed errors; reads are retried on transient failures. ``path`` overrides the
+        path built from ``kind`` (for kinds outside RESOURCES, as the apply module sends them)."""
+        if path is None:
+            path = self._path(kind, namespace, name if verb not in ("create", "list") else None)
         deadline = self.monotonic() + self.retry_deadline
         delay = 0.5
         while True:
             try:
                 response = self._send(
                     method,
-                    self._path(kind, namespace, name if verb not in ("create", "list") else None),
+                    path,
                     query=query,
                     body=body,
                     content_type=content_type,
@@ -553,6 +564,27 @@ class KubeClient:
                 name=name,
                 seen=response.text(120),
             ) from exc
+
+    def get_path(
+        self, path: str, verb: str = "get", kind: str = "", namespace: Optional[str] = None, name: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """GET any API path (retried like every read); kind/namespace/name only label errors."""
+        return self._call(verb, "GET", kind, namespace or "", name, path=path)
+
+    def send_path(
+        self,
+        method: str,
+        path: str,
+        verb: str,
+        kind: str,
+        namespace: Optional[str],
+        name: Optional[str],
+        query: Optional[Dict[str, Any]] = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Send a write to any API path; the caller's query carries dryRun and the field manager."""
+        return self._call(verb, method, kind, namespace or "", name, query, body, content_type, path=path)
 
     def read(self, kind: str, namespace: str, name: str) -> Dict[str, Any]:
         return self._call("get", "GET", kind, namespace, name)
@@ -597,8 +629,14 @@ class KubeClient:
             body["dryRun"] = ["All"]
         return self._call("delete", "DELETE", kind, namespace, name, None, body, "application/json")
 
-    def list(self, kind: str, namespace: str, selector: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
-        query = {"labelSelector": format_selector(selector)} if selector else None
+    def list(self, kind: str, namespace: str, selector: Any = None) -> List[Dict[str, Any]]:
+        """Objects of ``kind`` matching ``selector``: a dict of labels, or a label selector string."""
+        if selector:
+            query: Optional[Dict[str, str]] = {
+                "labelSelector": selector if isinstance(selector, str) else format_selector(selector)
+            }
+        else:
+            query = None
         return list(self._call("list", "GET", kind, namespace, None, query).get("items") or [])
 
     # -- named calls the engine uses ------------------------------------------
@@ -703,6 +741,15 @@ class KubeClient:
         """GET ``path`` through a Service via the API server (``services/proxy``)."""
         target = "%s:%s" % (service, port) if scheme == "http" else "%s:%s:%s" % (scheme, service, port)
         return self._proxy_get("services", namespace, target, path, timeout)
+
+
+def concurrently(call: Any, items: Sequence[Any], workers: int = 8) -> List[Any]:
+    """``[call(item) for item in items]``, with up to ``workers`` API calls in flight (the transport's pool
+    keeps 8 connections). Results keep the order of ``items``; the first exception is raised."""
+    if len(items) < 2:
+        return [call(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(call, items))
 
 
 def format_selector(selector: Dict[str, str]) -> str:
