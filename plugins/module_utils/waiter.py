@@ -214,6 +214,11 @@ def pod_ready(pod: Dict[str, Any]) -> bool:
     return False
 
 
+# The kubelet reports these under CreateContainerConfigError while its ConfigMap/Secret watch is still
+# syncing (a busy node, a just-created object): it retries by itself, so they are not hopeless.
+TRANSIENT_WAITING_MESSAGES = ("failed to sync configmap cache", "failed to sync secret cache")
+
+
 def stuck_pod_reason(pods: List[Dict[str, Any]], reasons: FrozenSet[str] = STUCK_REASONS) -> Optional[str]:
     """A sentence naming the first pod and container waiting for a hopeless reason."""
     for pod in pods:
@@ -223,6 +228,8 @@ def stuck_pod_reason(pods: List[Dict[str, Any]], reasons: FrozenSet[str] = STUCK
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in reasons:
                 message = waiting.get("message") or ""
+                if any(transient in message for transient in TRANSIENT_WAITING_MESSAGES):
+                    continue
                 text = "pod %s container %s is %s" % (_meta(pod).get("name"), container.get("name"), waiting["reason"])
                 restarts = container.get("restartCount")
                 if restarts:

@@ -70,6 +70,17 @@ class TestPredicates:
     def test_container_creating_is_not_stuck(self) -> None:
         assert stuck_pod_reason([pod("p1", "h", "ContainerCreating")]) is None
 
+    def test_a_config_cache_still_syncing_is_not_stuck_but_a_missing_configmap_is(self) -> None:
+        # Seen on the platform under load: the kubelet retries by itself once its watch has synced.
+        syncing = pod("p1", "h", "CreateContainerConfigError")
+        syncing["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = (
+            "failed to sync configmap cache: timed out waiting for the condition"
+        )
+        assert stuck_pod_reason([syncing]) is None
+        missing = pod("p2", "h", "CreateContainerConfigError")
+        missing["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = 'configmap "app-x" not found'
+        assert 'is CreateContainerConfigError: configmap "app-x" not found' in (stuck_pod_reason([missing]) or "")
+
     def test_current_hash_follows_revision_and_owner(self) -> None:
         sets = [replica_set("3", "old"), replica_set("4", "other-owner", owner="x"), replica_set("4", "new")]
         assert current_pod_template_hash(deployment(), sets) == "new"
