@@ -24,9 +24,6 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
-
 from ansible_collections.userservice.deploy.plugins.module_utils.matchers import (
     check_bounds,
     compare,
@@ -118,12 +115,22 @@ class HttpUnreachable(Exception):
 HttpGet = Callable[[str, Dict[str, str], float, bool], HttpResponse]
 
 
+def open_url(url: str, **kwargs: Any) -> Any:
+    """ansible's ``open_url``, imported on first use: ansible.module_utils.urls takes a tenth of a second to
+    import, and a release whose gates all go through the API server never needs it."""
+    from ansible.module_utils.urls import open_url as ansible_open_url
+
+    return ansible_open_url(url, **kwargs)
+
+
 def urllib_get(url: str, headers: Dict[str, str], timeout: float, validate_certs: bool) -> HttpResponse:
     """GET with ansible's ``open_url``; non-2xx answers are returned, not raised.
 
     Credentials in the URL (``https://user:password@host/``) are sent as basic
     authentication by ``open_url`` and never appear in the error text.
     """
+    from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+
     try:
         response = open_url(
             url, method="GET", headers=headers, timeout=timeout, validate_certs=validate_certs, follow_redirects="safe"

@@ -25,11 +25,12 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
-
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import InvalidArgumentError
-from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable, redact_secrets
+from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import (
+    HttpUnreachable,
+    open_url,
+    redact_secrets,
+)
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock, isoformat
 
 # step: a canary step done; paused: waiting for approval or a timed pause; aborted: traffic back to stable;
@@ -67,6 +68,8 @@ def urllib_post(url: str, body: bytes, headers: Dict[str, str], timeout: float, 
     Redirects are not followed: a webhook that redirects a POST is misconfigured, and following it
     would send the event (and any Authorization header) somewhere else.
     """
+    from ansible.module_utils.urls import ConnectionError as UrlsConnectionError  # imported on first use
+
     try:
         response = open_url(
             url,
