@@ -298,11 +298,10 @@ from ansible_collections.userservice.deploy.plugins.module_utils.access import (
     validate_namespace,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
+from ansible_collections.userservice.deploy.plugins.module_utils.deployments import SLOT_LABEL
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, RolloutFailedError
 from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import wait_for_rollout
-
-SLOT_LABEL = "deploy.userservice.io/slot"
 
 OPTIONS: Dict[str, Dict[str, Any]] = {
     "namespace": dict(type="str", required=True),
