@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Tuple
 
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import GateFailedError
+from ansible_collections.userservice.deploy.plugins.module_utils.traffic import service_answer
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import current_pods, pod_ready, poll
 
 # Answers in a row that may fail before the watch gives up (one 502 while kube-proxy settles is not a verdict).
@@ -52,8 +53,9 @@ def watch_serving(
         pods = current_pods(client, deployment)
         grew = sorted(name for name, count in restarts(pods).items() if count > baseline.get(name, count))
         unready = sorted(p["metadata"]["name"] for p in pods if not pod_ready(p))
-        status = client.service_proxy_get(namespace, service, port, health.path, health.request_timeout).status
-        misses["proxy"] = 0 if 200 <= status < 300 else misses["proxy"] + 1
+        # An API server that does not answer is not the release's fault: service_answer asks again once it is back.
+        status = service_answer(client, clock, namespace, service, port, health.path, health.request_timeout)
+        misses["proxy"] = 0 if status is not None and 200 <= status < 300 else misses["proxy"] + 1
         if grew or unready or misses["proxy"] >= PROXY_MISSES:
             raise GateFailedError(
                 "the serving pods became unhealthy after the switch",
@@ -61,8 +63,12 @@ def watch_serving(
                 namespace=namespace,
                 name=deployment_name,
                 expected="Ready pods with no restarts answering %s for %.0fs" % (health.path, window),
-                seen="restarted: %s; not ready: %s; last health answer HTTP %s"
-                % (", ".join(grew) or "none", ", ".join(unready) or "none", status),
+                seen="restarted: %s; not ready: %s; last health answer %s"
+                % (
+                    ", ".join(grew) or "none",
+                    ", ".join(unready) or "none",
+                    "HTTP %s" % status if status is not None else "none within %ss" % health.request_timeout,
+                ),
                 data={"check": "post-switch watch", "restarted": grew, "unready": unready, "status": status},
             )
         return clock.monotonic() >= end, None

@@ -25,10 +25,38 @@ from ansible_collections.userservice.deploy.plugins.module_utils.deployments imp
     POD_TEMPLATE_HASH_LABEL,
     slot_selector,
 )
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ConflictError, ReleaseError
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
+    ApiUnreachableError,
+    ConflictError,
+    ReleaseError,
+)
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import backoff, pod_ready, poll
 
 PROXY_ATTEMPTS = 3
+# A read that takes longer than this (or needs a retry) means the API server, not the app, was slow to answer.
+API_SLOW_SECONDS = 1.0
+
+
+def service_answer(
+    client: Any, clock: Any, namespace: str, service: str, port: Any, path: str, timeout: float
+) -> Optional[int]:
+    """The HTTP status the Service answers ``path`` with through the API server proxy; None when it gave none.
+
+    No answer within ``timeout`` is ambiguous: the app hangs, or the API server itself is unreachable
+    (a dropped link, a restart). A read of the Service tells them apart: it is retried through a short
+    outage like every read, and raises when the API server stays away. When that read needed a retry or
+    was slow, the missing answer was the API server's and the proxy GET is asked again; when it answered
+    at once, the Service did not answer, which is a verdict on the release.
+    """
+    for _attempt in range(PROXY_ATTEMPTS):
+        try:
+            return client.service_proxy_get(namespace, service, port, path, timeout).status
+        except ApiUnreachableError:
+            retries, started = getattr(client, "retries", 0), clock.monotonic()
+            client.read("Service", namespace, service)
+            if getattr(client, "retries", 0) == retries and clock.monotonic() - started < API_SLOW_SECONDS:
+                return None
+    return None
 
 
 def _selector_of(service: Optional[Dict[str, Any]]) -> Dict[str, str]:
@@ -143,8 +171,8 @@ class SelectorRouter:
         status: Any = None
         for attempt in range(PROXY_ATTEMPTS):
             # One 502 from the proxy while kube-proxy catches up is not a verdict on the release.
-            status = self.client.service_proxy_get(self.ns, self.service, port, path, request_timeout).status
-            if 200 <= status < 300:
+            status = service_answer(self.client, self.clock, self.ns, self.service, port, path, request_timeout)
+            if status is not None and 200 <= status < 300:
                 return endpoints
             if attempt + 1 < PROXY_ATTEMPTS:
                 self.clock.sleep(1.0)
@@ -154,5 +182,5 @@ class SelectorRouter:
             namespace=self.ns,
             name=self.service,
             expected="2xx on %s" % path,
-            seen="HTTP %s (%d attempts)" % (status, PROXY_ATTEMPTS),
+            seen="%s (%d attempts)" % ("HTTP %s" % status if status is not None else "no answer", PROXY_ATTEMPTS),
         )

@@ -20,6 +20,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.bluegreen_args 
 from ansible_collections.userservice.deploy.plugins.module_utils.capacity import ServingDeploymentError
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     AnalysisFailedError,
+    ApiUnreachableError,
     ConflictError,
     GateFailedError,
     InvalidArgumentError,
@@ -458,6 +459,56 @@ def test_a_version_that_starts_crash_looping_after_the_switch_is_switched_back(c
     assert "unhealthy after the switch" in str(info.value)
     assert cluster.selector_slot() == "blue" and cluster.status("green") == "failed"
     assert info.engine.result["failure"]["check"] == "the serving pods became unhealthy after the switch"
+
+
+def outage_during_the_health_answer(cluster: Cluster, api_server_away: bool) -> List[str]:
+    """The post-switch watch's first GET through the Service proxy gets no answer; what the read after it sees
+    decides whose silence it was. Returns the calls made, in order."""
+    calls: List[str] = []
+    proxy, read = cluster.kube.service_proxy_get, cluster.kube.read
+    state = {"silent": 1 if api_server_away else 99}
+
+    def silent_proxy(*args: Any, **kw: Any) -> Any:
+        calls.append("proxy")
+        on_green = cluster.kube.selector(NS).get("deploy.userservice.io/slot") == "green"
+        # The endpoint verification's answer comes through; the silence starts with the watch.
+        if on_green and calls.count("proxy green") >= 1 and state["silent"] > 0:
+            state["silent"] -= 1
+            raise ApiUnreachableError("no answer from the Kubernetes API server", seen="ReadTimeoutError")
+        if on_green:
+            calls.append("proxy green")
+        return proxy(*args, **kw)
+
+    def read_after(kind: str, namespace: str, name: str) -> Any:
+        if kind == "Service" and calls and calls[-1] == "proxy" and state["silent"] == 0 and api_server_away:
+            calls.append("slow read")
+            cluster.clock.advance(6)  # the read waited for the API server to come back
+            state["silent"] = -1
+        return read(kind, namespace, name)
+
+    cluster.kube.service_proxy_get = silent_proxy  # type: ignore[method-assign]
+    cluster.kube.read = read_after  # type: ignore[method-assign]
+    return calls
+
+
+def test_m13_an_api_server_outage_during_the_post_switch_health_answer_is_not_a_verdict(cluster: Cluster) -> None:
+    """The watch's GET through the Service proxy times out because the API server is gone (the read after it
+    needs its retries): the GET is asked again once the API server is back, and the release completes."""
+    released(cluster, "1.0.0")
+    calls = outage_during_the_health_answer(cluster, api_server_away=True)
+    result = cluster.run(version="2.0.0", post_switch_watch=3)
+    assert "slow read" in calls and calls[calls.index("slow read") + 1 :][:2] == ["proxy", "proxy green"]
+    assert result["active_slot"] == "green" and cluster.selector_slot() == "green"
+    assert cluster.status("green") == "served"
+
+
+def test_a_service_that_stops_answering_after_the_switch_is_switched_back(cluster: Cluster) -> None:
+    """The same silence while the API server answers reads at once is the app's: two in a row fail the watch."""
+    released(cluster, "1.0.0")
+    outage_during_the_health_answer(cluster, api_server_away=False)
+    info = cluster.fails(GateFailedError, version="2.0.0", post_switch_watch=5)
+    assert "none within" in info.value.seen
+    assert cluster.selector_slot() == "blue" and cluster.status("green") == "failed"
 
 
 # -- one guard for every capacity write: a test per action ------------------------------------------------------------
