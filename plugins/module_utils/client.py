@@ -266,6 +266,42 @@ class HttpTransport:
             ) from exc
         return Response(raw.status, raw.data or b"", raw.headers.get("Content-Type", ""), raw.headers.get("Date", ""))
 
+    def first_event(self, path: str, query: Dict[str, Any], seconds: float) -> Tuple[int, bytes]:
+        """Open a watch on ``path`` and return ``(status, first line)`` within ``seconds``; b"" when none came.
+
+        The stream is read only as far as its first event, then the connection is closed (never handed back
+        half-read: the pool reconnects it on its next use). Raises ApiUnreachableError when the API server
+        does not answer at all. The read timeout is ``seconds``, so this never waits much longer than that.
+        """
+        url = self.host + path + "?" + urlencode(query)
+        limit = max(seconds, 0.05)
+        try:
+            raw = self.pool.request(
+                "GET",
+                url,
+                headers=self._headers(None),
+                timeout=urllib3.Timeout(connect=min(limit, 5.0), read=limit),
+                retries=False,
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise ApiUnreachableError(
+                "no answer from the Kubernetes API server at %s" % self.host, seen="%s: %s" % (type(exc).__name__, exc)
+            ) from exc
+        line = b""
+        try:
+            if raw.status == 200:
+                for data in raw.stream(65536):
+                    line += data
+                    if b"\n" in line:
+                        break
+        except urllib3.exceptions.HTTPError:
+            pass  # no event before the read timeout, or the stream ended: nothing changed that we saw
+        finally:
+            raw.close()
+            raw.release_conn()
+        return raw.status, line.split(b"\n", 1)[0]
+
 
 def _basic(username: Optional[str], password: Optional[str]) -> Dict[str, str]:
     if username and password:
@@ -458,6 +494,8 @@ class KubeClient:
         # The Date header of the last answer that had one; parsed only when asked for (server_now).
         self.server_date = ""
         self.retries = 0
+        # Set when the API server refuses a watch: the waits then only poll.
+        self.watch_refused = False
 
     def server_now(self) -> Optional[Any]:
         """The API server's time at its last answer (from the Date header), or None before any."""
@@ -638,6 +676,41 @@ class KubeClient:
         else:
             query = None
         return list(self._call("list", "GET", kind, namespace, None, query).get("items") or [])
+
+    def wait_for_change(self, kind: str, namespace: str, name: str, resource_version: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``name`` to change after ``resource_version``; True as soon as it does.
+
+        This is how a wait ends when the controller writes instead of at its next poll, as ``kubectl rollout
+        status`` does. It never waits much longer than ``seconds`` and never fails: a watch the API server
+        refuses (no ``watch`` permission: not asked again in this run), an expired resourceVersion (410), no
+        answer or a cut stream all fall back to sleeping out the rest of ``seconds``.
+        """
+        started = self.monotonic()
+        if not self.watch_refused and resource_version:
+            query = {
+                "watch": "1",
+                "fieldSelector": "metadata.name=%s" % name,
+                "resourceVersion": resource_version,
+                "timeoutSeconds": str(max(1, int(seconds + 0.999))),
+                "allowWatchBookmarks": "false",
+            }
+            try:
+                status, line = self.transport.first_event(self._path(kind, namespace), query, seconds)
+            except ApiUnreachableError:
+                status, line = 0, b""
+            if status in (401, 403, 404, 405):
+                self.watch_refused = True
+            if line:
+                try:
+                    event = json.loads(line.decode("utf-8"))
+                except ValueError:
+                    event = {}
+                if isinstance(event, dict) and event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                    return True
+        rest = seconds - (self.monotonic() - started)
+        if rest > 0:
+            self.sleep(rest)
+        return False
 
     # -- named calls the engine uses ------------------------------------------
 

@@ -39,6 +39,10 @@ STUCK_REASONS: FrozenSet[str] = frozenset(
 class SystemClock:
     """Real time. Tests pass a fake with the same three methods."""
 
+    # A wait may end on a watched change (KubeClient.wait_for_change) only on a clock that is real time:
+    # a fake clock's time does not pass while a watch waits.
+    real_time = True
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -63,6 +67,8 @@ def parse_time(text: Optional[str]) -> Optional[datetime.datetime]:
 
 Heartbeat = Callable[[], None]
 StepResult = Tuple[bool, Any]
+# Waits up to the given seconds for a reason to look again; True when woken before they passed.
+Wake = Callable[[float], bool]
 
 
 def poll(
@@ -74,6 +80,7 @@ def poll(
     clock: Optional[Any] = None,
     heartbeat: Optional[Heartbeat] = None,
     heartbeat_every: float = 5.0,
+    wake: Optional[Wake] = None,
 ) -> Any:
     """Call ``step`` until it reports done, then return its value.
 
@@ -82,6 +89,8 @@ def poll(
     ``interval`` may be a callable for loops whose next wake-up varies.
     Sleeps are cut into slices of at most ``heartbeat_every`` seconds with a
     heartbeat before each, so a long interval never starves the lock renewal.
+    ``wake``, when given, does the sleeping and may end a pause early (a watched
+    object changed); it must not wait longer than it is asked to.
     ``timeout=None`` waits as long as ``step`` needs.
     """
     clock = clock or SystemClock()
@@ -102,7 +111,7 @@ def poll(
         pause = interval() if callable(interval) else interval
         if deadline is not None:
             pause = min(pause, deadline - now)
-        _sleep_with_heartbeat(clock, max(pause, 0.0), heartbeat, heartbeat_every)
+        _sleep_with_heartbeat(clock, max(pause, 0.0), heartbeat, heartbeat_every, wake)
 
 
 def backoff(first: float, most: float, factor: float = 1.5) -> Callable[[], float]:
@@ -121,7 +130,9 @@ def backoff(first: float, most: float, factor: float = 1.5) -> Callable[[], floa
     return interval
 
 
-def _sleep_with_heartbeat(clock: Any, pause: float, heartbeat: Optional[Heartbeat], every: float) -> None:
+def _sleep_with_heartbeat(
+    clock: Any, pause: float, heartbeat: Optional[Heartbeat], every: float, wake: Optional[Wake] = None
+) -> None:
     remaining = pause
     while True:
         if heartbeat is not None:
@@ -129,7 +140,11 @@ def _sleep_with_heartbeat(clock: Any, pause: float, heartbeat: Optional[Heartbea
         if remaining <= 0:
             return
         chunk = min(remaining, every) if every > 0 else remaining
-        clock.sleep(chunk)
+        if wake is not None:
+            if wake(chunk):
+                return
+        else:
+            clock.sleep(chunk)
         remaining -= chunk
         if remaining <= 1e-9:
             return
@@ -276,7 +291,7 @@ def wait_for_rollout(
     name: str,
     *,
     timeout: float,
-    interval: float,
+    interval: Union[float, Callable[[], float]],
     clock: Optional[Any] = None,
     heartbeat: Optional[Heartbeat] = None,
 ) -> Dict[str, Any]:
@@ -284,10 +299,22 @@ def wait_for_rollout(
 
     Fails fast, without waiting for ``timeout``, on ProgressDeadlineExceeded and on
     current pods stuck in CrashLoopBackOff / image pull errors.
+
+    On a real clock, with a client that can watch, each pause ends as soon as the
+    controller writes the Deployment, as ``kubectl rollout status`` waits, instead
+    of at the next poll.
     """
+    clock = clock or SystemClock()
+    last = {"version": ""}
+
+    def changed(seconds: float) -> bool:
+        return bool(client.wait_for_change("Deployment", namespace, name, last["version"], seconds))
+
+    watching = getattr(clock, "real_time", False) and hasattr(client, "wait_for_change")
 
     def step() -> StepResult:
         deployment = client.read_deployment(namespace, name)
+        last["version"] = _meta(deployment).get("resourceVersion") or ""
         generation = int(_meta(deployment).get("generation") or 0)
         observed = int(_status(deployment).get("observedGeneration") or 0)
         if observed < generation:
@@ -343,6 +370,7 @@ def wait_for_rollout(
             what="Deployment %s/%s rollout" % (namespace, name),
             clock=clock,
             heartbeat=heartbeat,
+            wake=changed if watching else None,
         )
     except WaitTimeoutError as exc:
         exc.kind, exc.namespace, exc.name = "Deployment", namespace, name
