@@ -2,9 +2,10 @@
 """Benchmark: a blue/green release by the `bluegreen` module against a minimal raw kubectl script.
 
 Both do the same steps on the same namespace, alternately, in one invocation (this machine is noisy, so only the
-ratio means something): deploy the inactive slot, wait for its rollout, check health, patch the Service selector.
-The module also verifies the endpoints, keeps a state record and a lock, and (with its defaults) asks for three
-good health answers in a row per pod; the "comparable" run asks for one, like the script.
+ratio means something): deploy the inactive slot, wait for its rollout, one health answer from each new pod, patch
+the Service selector, scale the old slot to 0 (the module's scale-down delay 0). The module also verifies the
+endpoints and keeps a state record and a lock; with its defaults it asks for three good answers in a row per pod.
+Beside it, the minimal four-command script the earlier figures used (one pod asked, no scale-down).
 
 Also measured, under a steady load from this machine: the time from the selector patch to the moment every
 answer comes from the new version.
@@ -60,8 +61,9 @@ def point_service(namespace: str, slot: str) -> None:
     )
 
 
-def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: str) -> float:
-    """The minimal raw script: apply the target slot, rollout status, one health check, patch the selector."""
+def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: str, same_steps: bool = True) -> float:
+    """The raw script: apply the target slot, rollout status, a health answer from each new pod, patch the selector,
+    scale the source slot to 0. ``same_steps=False`` is the minimal script: one pod asked, no scale-down."""
     deployment = kubectl_json("-n", namespace, "get", "deployment", "user-service-" + source_slot)
     for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "annotations"):
         deployment["metadata"].pop(key, None)
@@ -82,10 +84,19 @@ def kubectl_script(namespace: str, source_slot: str, target_slot: str, version: 
     run("kubectl", "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-", input=json.dumps(deployment))
     kubectl("-n", namespace, "rollout", "status", "deployment/user-service-" + target_slot, "--timeout=180s")
     pods = kubectl_json("-n", namespace, "get", "pods", "-l", "deploy.userservice.io/slot=" + target_slot)["items"]
-    pod = next(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
-    kubectl("get", "--raw", "/api/v1/namespaces/%s/pods/%s:3000/proxy/api/health/status" % (namespace, pod))
+    names = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")]
+    for pod in names if same_steps else names[:1]:
+        kubectl("get", "--raw", "/api/v1/namespaces/%s/pods/%s:3000/proxy/api/health/status" % (namespace, pod))
     point_service(namespace, target_slot)
+    if same_steps:
+        kubectl("-n", namespace, "scale", "deployment/user-service-" + source_slot, "--replicas=0")
     return time.monotonic() - started
+
+
+def restore(namespace: str, slot: str) -> None:
+    """Undo the script's scale-down: the slot back at 2 Ready replicas."""
+    kubectl("-n", namespace, "scale", "deployment/user-service-" + slot, "--replicas=2")
+    kubectl("-n", namespace, "rollout", "status", "deployment/user-service-" + slot, "--timeout=180s")
 
 
 def module_args(namespace: str, image: str, template: dict, version: str) -> dict:
@@ -170,7 +181,10 @@ def main() -> int:
         active, version = "blue", 1
         for index in range(args.rounds):
             inactive = "green" if active == "blue" else "blue"
+            minimal = kubectl_script(namespace, active, inactive, "minimal-%d" % index, same_steps=False)
+            reset_to(namespace, active, inactive)
             script = kubectl_script(namespace, active, inactive, "script-%d" % index)
+            restore(namespace, active)
             reset_to(namespace, active, inactive)
             # Identical gates, one module run (ansible's start-up included); Ansible's own start-up beside it.
             ping = ansible_module("ansible.builtin.ping", {})
@@ -193,6 +207,7 @@ def main() -> int:
             rows.append(
                 {
                     "kubectl_script_s": round(script, 2),
+                    "kubectl_minimal_s": round(minimal, 2),
                     "module_comparable_s": round(comparable, 2),
                     "ansible_ping_s": round(ping, 2),
                     "module_default_s": round(default.seconds, 2),
@@ -213,6 +228,9 @@ def main() -> int:
         "ratio_module_comparable_to_kubectl": round(med["module_comparable_s"] / med["kubectl_script_s"], 2),
         "ratio_module_default_to_kubectl": round(med["module_default_s"] / med["kubectl_script_s"], 2),
         "ratio_ping_to_kubectl": round(med["ansible_ping_s"] / med["kubectl_script_s"], 2),
+        "ratio_minimal_to_kubectl": round(med["kubectl_minimal_s"] / med["kubectl_script_s"], 2),
+        "ratio_module_comparable_to_minimal": round(med["module_comparable_s"] / med["kubectl_minimal_s"], 2),
+        "ratio_module_comparable_per_round": [round(r["module_comparable_s"] / r["kubectl_script_s"], 2) for r in rows],
         "rows": rows,
     }
     print(json.dumps(figures, indent=2))
@@ -225,20 +243,31 @@ def render(f: dict) -> str:
     lines = [
         "Measured by `bench/bluegreen_release.py` (%d rounds, alternating, same namespace, same run)." % f["rounds"],
         "The identical-gates row is one `ansible localhost -m userservice.deploy.bluegreen` run (Ansible's start-up",
-        "included) with the script's gates; the defaults row is the end-to-end driver playbook (it also renders the",
-        "pod template with the workload role and saves the result). The kubectl script runs four kubectl commands.",
+        "included) with the script's steps and gates; the defaults row is the end-to-end driver playbook (it also",
+        "renders the pod template with the workload role and saves the result). The kubectl script does the steps",
+        "the module does (issue 9: rollout wait, health gate, switch, scale-down delay 0) with one kubectl command",
+        "each: apply, rollout status, one health GET per new pod, patch the selector, scale the old slot to 0.",
+        "The minimal script (the baseline of earlier figures) asks one pod and leaves the old slot running.",
         "Wall times are medians.",
         "",
         "| what | seconds (median) | ratio to kubectl script |",
         "|---|---|---|",
-        "| raw kubectl script: apply, rollout status, one health check, patch selector | %.2f | 1.00 |"
-        % m["kubectl_script_s"],
-        "| `bluegreen` module, identical gates: one health answer per pod, no watch, scale-down delay 0 | %.2f | %.2f |"
+        "| kubectl script, same steps: apply, rollout status, health GET per pod, patch selector, scale old slot to 0"
+        " | %.2f | 1.00 |" % m["kubectl_script_s"],
+        "| minimal kubectl script: apply, rollout status, one health GET, patch selector | %.2f | %.2f |"
+        % (m["kubectl_minimal_s"], f["ratio_minimal_to_kubectl"]),
+        "| `bluegreen` module, identical gates: one health answer per pod, no post-switch watch, scale-down delay 0 | %.2f | %.2f |"
         % (m["module_comparable_s"], f["ratio_module_comparable_to_kubectl"]),
         "| of which Ansible's own start-up (`ansible -m ping`) | %.2f | %.2f |"
         % (m["ansible_ping_s"], f["ratio_ping_to_kubectl"]),
         "| driver playbook, module defaults (3 answers in a row, endpoint verification, 10 s post-switch watch) | %.2f | %.2f |"
         % (m["module_default_s"], f["ratio_module_default_to_kubectl"]),
+        "",
+        "Per round, module ÷ same-steps script: %s. Module ÷ minimal script (medians): %.2f."
+        % (
+            ", ".join("%.2f" % r for r in f["ratio_module_comparable_per_round"]),
+            f["ratio_module_comparable_to_minimal"],
+        ),
         "",
         "Time from the selector patch to 100%% of answers from the new version, under 20 requests/s from this "
         "machine: median %s s; failed requests during those releases: %s."

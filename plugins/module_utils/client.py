@@ -271,7 +271,8 @@ class HttpTransport:
 
         The stream is read only as far as its first event, then the connection is closed (never handed back
         half-read: the pool reconnects it on its next use). Raises ApiUnreachableError when the API server
-        does not answer at all. The read timeout is ``seconds``, so this never waits much longer than that.
+        does not answer at all. Connecting and reading share one timeout of ``seconds``, so this never waits
+        much longer than that.
         """
         url = self.host + path + "?" + urlencode(query)
         limit = max(seconds, 0.05)
@@ -280,7 +281,7 @@ class HttpTransport:
                 "GET",
                 url,
                 headers=self._headers(None),
-                timeout=urllib3.Timeout(connect=min(limit, 5.0), read=limit),
+                timeout=urllib3.Timeout(total=limit),
                 retries=False,
                 preload_content=False,
             )
