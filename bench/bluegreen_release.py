@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
@@ -163,21 +164,34 @@ def wall_to_monotonic(stamp: str, anchor_wall: float, anchor_mono: float) -> flo
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - anchor_wall + anchor_mono
 
 
+def no_cluster() -> bool:
+    if cluster_reachable():
+        return False
+    print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
+    return True
+
+
+def first_release(prefix: str) -> Tuple[str, str, Releaser]:
+    """The image, a new namespace and its Releaser, after a first release (version 0.0.1, on slot blue)."""
+    image = build_user_service_image()
+    namespace = create_release_namespace("%s-%d" % (prefix, int(time.time())))
+    release = Releaser(namespace, image, Path(tempfile.mkdtemp(prefix=prefix + "-")))
+    first = release(version="0.0.1", scale_down_delay=-1)
+    if first.rc != 0:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        raise AssertionError(first.output[-2000:])
+    return image, namespace, release
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if not cluster_reachable():
-        print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
+    if no_cluster():
         return 2
-    image = build_user_service_image()
-    namespace = create_release_namespace("bench-bg-%d" % int(time.time()))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-bg-"))
-    release = Releaser(namespace, image, tmp)
+    image, namespace, release = first_release("bench-bg")
     rows = []
     try:
-        first = release(version="0.0.1", scale_down_delay=-1)
-        assert first.rc == 0, first.output[-2000:]
         active, version = "blue", 1
         for index in range(args.rounds):
             inactive = "green" if active == "blue" else "blue"

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, List, Tuple
@@ -25,15 +24,8 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "build" / "collections"))
 
-from bluegreen_release import module_args, pod_template  # noqa: E402
-from conftest import (  # noqa: E402
-    KUBECONFIG,
-    Releaser,
-    build_user_service_image,
-    cluster_reachable,
-    create_release_namespace,
-    kubectl,
-)
+from bluegreen_release import first_release, module_args, no_cluster, pod_template  # noqa: E402
+from conftest import KUBECONFIG, kubectl  # noqa: E402
 
 Event = Tuple[float, float, str]
 
@@ -84,16 +76,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2)
     options = parser.parse_args()
-    if not cluster_reachable():
-        print("no local cluster reachable through %s: run `make cluster`" % KUBECONFIG, file=sys.stderr)
+    if no_cluster():
         return 2
     os.environ["K8S_AUTH_KUBECONFIG"] = str(KUBECONFIG)
-    image = build_user_service_image()
-    namespace = create_release_namespace("bench-trace-%d" % int(time.time()))
-    release = Releaser(namespace, image, Path(tempfile.mkdtemp(prefix="bench-trace-")))
+    image, namespace, _release = first_release("bench-trace")
     try:
-        first = release(version="0.0.1", scale_down_delay=-1)
-        assert first.rc == 0, first.output[-2000:]
         active = "blue"
         for index in range(options.runs):
             args = module_args(namespace, image, pod_template(namespace, active), "1.%d.0" % index)
