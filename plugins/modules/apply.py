@@ -168,7 +168,10 @@ options:
         type: int
         default: 300
       poll:
-        description: Seconds between reads.
+        description:
+          - Seconds between reads of the rollout's state when nothing changes.
+          - A write of the Deployment by its controller ends the pause at once (a watch, as C(kubectl rollout status)
+            waits); without the C(watch) permission the wait only polls.
         type: int
         default: 2
   prune:
