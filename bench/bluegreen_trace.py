@@ -30,8 +30,8 @@ from conftest import KUBECONFIG, kubectl  # noqa: E402
 Event = Tuple[float, float, str]
 
 
-def traced_run(args: dict) -> Tuple[float, List[Event], dict]:
-    """One module run in this process; returns its wall time, the requests (start, seconds, what) and result."""
+def traced_run(args: dict) -> Tuple[float, List[Event]]:
+    """One module run in this process; returns its wall time and the requests (start, seconds, what)."""
     from ansible.module_utils import basic
     from ansible.module_utils.common.text.converters import to_bytes
 
@@ -58,7 +58,6 @@ def traced_run(args: dict) -> Tuple[float, List[Event], dict]:
     client.HttpTransport.first_event = timed("watch", first_event)
     basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
     basic._ANSIBLE_PROFILE = "legacy"
-    result: dict = {}
     real_stdout = sys.stdout
     try:
         sys.stdout = open(os.devnull, "w")
@@ -69,7 +68,7 @@ def traced_run(args: dict) -> Tuple[float, List[Event], dict]:
         sys.stdout.close()
         sys.stdout = real_stdout
         client.HttpTransport.request, client.HttpTransport.first_event = request, first_event
-    return time.monotonic() - started, events, result
+    return time.monotonic() - started, events
 
 
 def main() -> int:
@@ -84,7 +83,7 @@ def main() -> int:
         active = "blue"
         for index in range(options.runs):
             args = module_args(namespace, image, pod_template(namespace, active), "1.%d.0" % index)
-            seconds, events, _result = traced_run(args)
+            seconds, events = traced_run(args)
             print("run %d: %.2f s in-process, %d requests" % (index + 1, seconds, len(events)))
             previous_end = 0.0
             for start, took, what in sorted(events):

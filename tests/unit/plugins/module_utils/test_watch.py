@@ -20,6 +20,7 @@ import urllib3
 from ansible_collections.userservice.deploy.plugins.module_utils.client import HttpTransport, KubeClient
 from ansible_collections.userservice.deploy.plugins.module_utils.errors import ApiUnreachableError
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import SystemClock, poll, wait_for_rollout
+from ansible_collections.userservice.deploy.tests.unit.plugins.module_utils.fakes import FakeClock
 
 EVENT = {"type": "MODIFIED", "object": {"kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "8"}}}
 
@@ -125,28 +126,15 @@ class WatchTransport:
         return answer
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: List[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(round(seconds, 3))
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-def client_with(*answers: Any) -> Tuple[KubeClient, WatchTransport, Sleeps]:
-    http, time_ = WatchTransport(*answers), Sleeps()
+def client_with(*answers: Any) -> Tuple[KubeClient, WatchTransport, FakeClock]:
+    http, time_ = WatchTransport(*answers), FakeClock()
     return KubeClient(http, sleep=time_.sleep, monotonic=time_.monotonic), http, time_
 
 
 def test_a_change_wakes_the_wait_at_once() -> None:
     client, http, time_ = client_with((200, json.dumps(EVENT).encode()))
     assert client.wait_for_change("Deployment", "ns", "web", "7", 2.0) is True
-    assert time_.slept == []
+    assert time_.sleeps == []
     query = http.calls[0]["query"]
     assert query["fieldSelector"] == "metadata.name=web" and query["resourceVersion"] == "7"
     assert http.calls[0]["path"] == "/apis/apps/v1/namespaces/ns/deployments"
@@ -166,7 +154,7 @@ def test_a_change_wakes_the_wait_at_once() -> None:
 def test_anything_but_a_change_sleeps_out_the_rest_and_says_no(answer: Any) -> None:
     client, http, time_ = client_with(answer, answer)
     assert client.wait_for_change("Deployment", "ns", "web", "7", 1.5) is False
-    assert time_.slept == [1.5]
+    assert time_.sleeps == [1.5]
     assert client.wait_for_change("Deployment", "ns", "web", "7", 1.5) is False
     assert len(http.calls) == 2, "a transient failure does not stop the next wait from watching"
 
@@ -175,13 +163,13 @@ def test_a_refused_watch_is_not_asked_again_in_the_run() -> None:
     client, http, time_ = client_with((403, b'{"kind":"Status"}'))
     assert client.wait_for_change("Deployment", "ns", "web", "7", 0.5) is False
     assert client.wait_for_change("Deployment", "ns", "web", "7", 0.5) is False
-    assert len(http.calls) == 1 and time_.slept == [0.5, 0.5]
+    assert len(http.calls) == 1 and time_.sleeps == [0.5, 0.5]
 
 
 def test_without_a_resource_version_it_only_sleeps() -> None:
     client, http, time_ = client_with()
     assert client.wait_for_change("Deployment", "ns", "web", "", 0.5) is False
-    assert http.calls == [] and time_.slept == [0.5]
+    assert http.calls == [] and time_.sleeps == [0.5]
 
 
 class CountingClock:
@@ -259,6 +247,6 @@ def test_a_rollout_wait_on_real_time_watches_from_the_version_it_read() -> None:
 
 
 def test_a_rollout_wait_on_a_fake_clock_never_watches() -> None:
-    client, clock = RolloutClient(), Sleeps()  # a fake clock: its time does not pass while a watch waits
+    client, clock = RolloutClient(), FakeClock()  # its time does not pass while a watch waits
     wait_for_rollout(client, "ns", "web", timeout=30, interval=1.0, clock=clock)
-    assert client.watched == [] and clock.slept == [1.0]
+    assert client.watched == [] and clock.sleeps == [1.0]
