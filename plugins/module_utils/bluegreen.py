@@ -498,6 +498,8 @@ class BlueGreen(Strategy, BlueGreenPlan):
             timeout=self.params["rollout_timeout"],
             interval=backoff(0.25, 0.5),
             clock=self.clock,
+            # Every blue/green gate comes before the Service is written.
+            consequence="traffic was not moved",
             heartbeat=self.job.beat,
         )
         # A gate inside a rollback belongs to that run's phase; only a deploy moves on to gating.

@@ -285,6 +285,10 @@ def current_pods(client: Any, deployment: Dict[str, Any]) -> List[Dict[str, Any]
     return client.list_pods(namespace, dict(selector, **{POD_TEMPLATE_HASH: template_hash}))
 
 
+def _hint(fix: str, consequence: str) -> str:
+    return "%s; %s" % (fix, consequence) if consequence else fix
+
+
 def wait_for_rollout(
     client: Any,
     namespace: str,
@@ -294,11 +298,15 @@ def wait_for_rollout(
     interval: Union[float, Callable[[], float]],
     clock: Optional[Any] = None,
     heartbeat: Optional[Heartbeat] = None,
+    consequence: str = "",
 ) -> Dict[str, Any]:
     """Wait until the Deployment's rollout is complete and return the Deployment.
 
     Fails fast, without waiting for ``timeout``, on ProgressDeadlineExceeded and on
-    current pods stuck in CrashLoopBackOff / image pull errors.
+    current pods stuck in CrashLoopBackOff / image pull errors. Each failure's hint
+    names the fix for its cause, then ``consequence`` when given: what the caller's
+    users are left with (a blue/green gate has not moved traffic; a rolling update
+    keeps its old pods).
 
     On a real clock, with a client that can watch, each pause ends as soon as the
     controller writes the Deployment, as ``kubectl rollout status`` waits, instead
@@ -330,7 +338,7 @@ def wait_for_rollout(
                 name=name,
                 expected="a complete rollout",
                 seen=deadline,
-                hint="Inspect the new pods (kubectl describe) and fix the image or configuration",
+                hint=_hint("Inspect the new pods (kubectl describe) and fix the image or configuration", consequence),
                 data={"condition": "ProgressDeadlineExceeded"},
             )
         complete, detail = rollout_complete(deployment)
@@ -345,7 +353,7 @@ def wait_for_rollout(
                 name=name,
                 expected="a complete rollout",
                 seen=refused,
-                hint="Fix what the message names (ServiceAccount, quota, Pod Security admission); traffic was not moved",
+                hint=_hint("Fix what the message names (ServiceAccount, quota, Pod Security admission)", consequence),
                 data={"condition": "ReplicaFailure"},
             )
         stuck = stuck_pod_reason(current_pods(client, deployment))
@@ -357,7 +365,7 @@ def wait_for_rollout(
                 name=name,
                 expected="a complete rollout",
                 seen=stuck,
-                hint="Fix the image reference, registry credentials or the crash; the release did not move traffic",
+                hint=_hint("Fix the image reference, registry credentials or the crash", consequence),
                 data={"pods": stuck},
             )
         return False, detail
@@ -374,5 +382,5 @@ def wait_for_rollout(
         )
     except WaitTimeoutError as exc:
         exc.kind, exc.namespace, exc.name = "Deployment", namespace, name
-        exc.hint = "Raise the wait timeout or look at why the pods are not becoming available"
+        exc.hint = _hint("Raise the wait timeout or look at why the pods are not becoming available", consequence)
         raise

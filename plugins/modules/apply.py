@@ -302,7 +302,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.access import (
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.client import AUTH_ARG_SPEC, KubeClient
 from ansible_collections.userservice.deploy.plugins.module_utils.deployments import SLOT_LABEL
-from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError, RolloutFailedError
+from ansible_collections.userservice.deploy.plugins.module_utils.errors import ReleaseError
 from ansible_collections.userservice.deploy.plugins.module_utils.module_shell import Run, run_module
 from ansible_collections.userservice.deploy.plugins.module_utils.waiter import wait_for_rollout
 
@@ -447,18 +447,18 @@ def work(run: Run) -> Dict[str, Any]:
 
     rollout = params["rollout"]
     if rollout and not run.module.check_mode and rollout["name"] not in planned:
-        try:
-            deployment = wait_for_rollout(
-                client, namespace, rollout["name"], timeout=rollout["timeout"], interval=rollout["poll"]
-            )
-        except RolloutFailedError as exc:
-            # The waiter speaks for a release; a rolling update keeps its old pods while the new ones fail.
-            exc.hint = (
-                "Fix the image, its pull credentials or the crash and deploy again; the pods of the previous "
-                "template keep serving as far as maxUnavailable allows (kubectl -n %s rollout undo deployment/%s "
-                "returns to it)" % (namespace, rollout["name"])
-            )
-            raise
+        # A rolling update keeps its old pods while the new ones fail: the waiter's hint names the fix, then that.
+        deployment = wait_for_rollout(
+            client,
+            namespace,
+            rollout["name"],
+            timeout=rollout["timeout"],
+            interval=rollout["poll"],
+            consequence=(
+                "the pods of the previous template keep serving as far as maxUnavailable allows "
+                "(kubectl -n %s rollout undo deployment/%s returns to it)" % (namespace, rollout["name"])
+            ),
+        )
         status = deployment.get("status") or {}
         result["rollout"] = {
             "name": rollout["name"],

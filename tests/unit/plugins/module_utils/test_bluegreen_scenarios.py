@@ -28,6 +28,7 @@ from ansible_collections.userservice.deploy.plugins.module_utils.errors import (
     LockHeldError,
     LockLostError,
     ReleaseError,
+    RolloutFailedError,
 )
 from ansible_collections.userservice.deploy.plugins.module_utils.http_probe import HttpUnreachable
 from ansible_collections.userservice.deploy.plugins.module_utils.lock import LOCK_ARG_SPEC
@@ -459,6 +460,24 @@ def test_a_version_that_starts_crash_looping_after_the_switch_is_switched_back(c
     assert "unhealthy after the switch" in str(info.value)
     assert cluster.selector_slot() == "blue" and cluster.status("green") == "failed"
     assert info.engine.result["failure"]["check"] == "the serving pods became unhealthy after the switch"
+
+
+def test_a_version_whose_rollout_fails_is_not_given_traffic_and_the_hint_says_so(cluster: Cluster) -> None:
+    released(cluster, "1.0.0")
+    roll_out = cluster.kube._roll_out
+
+    def past_its_deadline(namespace: str, deployment: Dict[str, Any]) -> None:
+        roll_out(namespace, deployment)
+        if deployment["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/version") == "2.0.0":
+            deployment["status"].update(
+                availableReplicas=0,
+                conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+            )
+
+    cluster.kube._roll_out = past_its_deadline  # type: ignore[method-assign]
+    info = cluster.fails(RolloutFailedError, version="2.0.0")
+    assert cluster.selector_slot() == "blue"
+    assert info.value.hint.endswith("; traffic was not moved")
 
 
 def outage_during_the_health_answer(cluster: Cluster, api_server_away: bool) -> List[str]:

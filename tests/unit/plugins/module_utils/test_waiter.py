@@ -150,6 +150,17 @@ class TestWaitForRollout:
             wait_for_rollout(kube, NS, "user-service-green", timeout=600, interval=5, clock=clock)
         assert clock.elapsed == 0
         assert 'serviceaccount "user-service" not found' in str(info.value)
+        assert info.value.hint == "Fix what the message names (ServiceAccount, quota, Pod Security admission)"
+
+    def test_the_hint_names_the_fix_then_what_the_caller_says_is_left(self, kube: Any, clock: Any) -> None:
+        kube.deployments = [deployment(available=1, conditions=[PDE])]
+        with pytest.raises(RolloutFailedError) as info:
+            wait_for_rollout(
+                kube, NS, "user-service-green", timeout=600, interval=5, clock=clock, consequence="traffic stayed"
+            )
+        assert info.value.hint == (
+            "Inspect the new pods (kubectl describe) and fix the image or configuration; traffic stayed"
+        )
 
     def test_crash_loop_of_current_pods_fails_fast(self, kube: Any, clock: Any) -> None:
         kube.deployments = [deployment(available=0)]

@@ -932,6 +932,12 @@ def test_progress_deadline_of_the_current_generation_fails(api: Api, capsys: pyt
     assert PDE["message"].rstrip(".") in result["msg"]
     assert result["error"]["type"] == "RolloutFailedError"
     assert result["error"]["data"] == {"condition": "ProgressDeadlineExceeded"}
+    # The waiter's fix for the cause, then what a rolling update leaves serving.
+    assert result["error"]["hint"] == (
+        "Inspect the new pods (kubectl describe) and fix the image or configuration; the pods of the previous "
+        "template keep serving as far as maxUnavailable allows (kubectl -n %s rollout undo deployment/%s returns "
+        "to it)" % (NS, APP)
+    )
     # What was applied before the wait is still reported.
     assert actions(result) == [("Deployment", APP, NS, "unchanged")]
     assert api.clock.sleeps == []
